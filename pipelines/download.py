@@ -1,0 +1,11 @@
+"""DVC stage `download`: fetch + verify the dataset, write the task A/B splits."""
+
+import argparse
+
+from cnnzoo.stages import download, run_stage
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument("--params", default="params.yaml")
+p.add_argument("--out", required=True, help="prepared splits folder")
+p.add_argument("--cache", required=True, help="where verified raw files are kept")
+run_stage(download, **vars(p.parse_args()))

@@ -1,0 +1,14 @@
+"""DVC stage `evaluate`: target-task test metrics and confusion matrix of the fine-tuned model."""
+
+import argparse
+
+from cnnzoo.stages import evaluate, run_stage
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument("--params", default="params.yaml")
+p.add_argument("--arch", required=True)
+p.add_argument("--prepared", required=True)
+p.add_argument("--model", required=True)
+p.add_argument("--metrics", required=True)
+p.add_argument("--confusion", required=True, help="confusion-matrix PNG")
+run_stage(evaluate, **vars(p.parse_args()))

@@ -1,0 +1,14 @@
+"""DVC stage `export`: float32 and int8 TFLite files, evaluated through LiteRT."""
+
+import argparse
+
+from cnnzoo.stages import export, run_stage
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument("--params", default="params.yaml")
+p.add_argument("--arch", required=True)
+p.add_argument("--prepared", required=True)
+p.add_argument("--model", required=True)
+p.add_argument("--out", required=True, help="folder for the .tflite files and labels.txt")
+p.add_argument("--metrics", required=True)
+run_stage(export, **vars(p.parse_args()))

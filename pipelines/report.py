@@ -1,0 +1,12 @@
+"""DVC stage `report`: the leaderboard across architectures (Markdown + CSV)."""
+
+import argparse
+
+from cnnzoo.stages import report, run_stage
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument("--params", default="params.yaml")
+p.add_argument("--metrics-dir", dest="metrics_dir", required=True)
+p.add_argument("--md", required=True)
+p.add_argument("--csv", required=True)
+run_stage(report, **vars(p.parse_args()))

@@ -1,0 +1,1 @@
+"""Dataset sources, splits and tf.data builders."""

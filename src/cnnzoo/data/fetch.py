@@ -1,0 +1,173 @@
+"""Find, download and verify dataset files.
+
+Sources are tried in order: `$CNNZOO_DATA_MIRROR` (a folder or an http(s)/file URL), the Debian
+package folder, then the canonical URLs. Each file is verified against the SHA-256 of its
+*decompressed* payload (gzip wrappers differ between mirrors) and written atomically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cnnzoo.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "CNNZOO_DATA_MIRROR"
+OFFLINE_ENV = "CNNZOO_OFFLINE"  # set to 1 to never try the canonical URLs (tests, air-gapped runs)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    name: str  # decompressed file name, e.g. "train-images-idx3-ubyte"
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    files: tuple[DataFile, ...]
+    urls: tuple[str, ...]  # canonical base URLs
+    system_dir: str | None = None  # where a distribution package installs it
+    package: str | None = None  # that package's name, for the error message
+
+
+FASHION_MNIST = DatasetSpec(
+    name="fashion_mnist",
+    files=(
+        DataFile("train-images-idx3-ubyte",
+                 "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 47040016),
+        DataFile("train-labels-idx1-ubyte",
+                 "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60008),
+        DataFile("t10k-images-idx3-ubyte",
+                 "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 7840016),
+        DataFile("t10k-labels-idx1-ubyte",
+                 "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10008),
+    ),
+    urls=(
+        "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+    system_dir="/usr/share/datasets/fashion-mnist",
+    package="dataset-fashion-mnist",
+)
+
+
+class DataUnavailableError(RuntimeError):
+    """No source could provide a verified copy of a file."""
+
+
+class ChecksumError(ValueError):
+    """A payload's SHA-256 or size differs from the expected one."""
+
+
+def default_sources(spec: DatasetSpec) -> list[str]:
+    mirror = os.environ.get(MIRROR_ENV)
+    sources = [mirror] if mirror else []
+    if spec.system_dir:
+        sources.append(spec.system_dir)
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        return sources
+    return sources + list(spec.urls)
+
+
+def _how_to_get(spec: DatasetSpec) -> str:
+    ways = [f"  1. set {MIRROR_ENV} to a folder or URL holding the files (optionally .gz)"]
+    if spec.system_dir:
+        ways.append(f"  2. install the system package: apt-get install {spec.package}"
+                    f" (provides {spec.system_dir})")
+    ways.append("  3. allow network access to " + " or ".join(spec.urls))
+    return "Ways to provide it:\n" + "\n".join(ways)
+
+
+def _decompress(raw: bytes) -> bytes:
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def _download(url: str) -> bytes:
+    """Stream a URL into memory with a progress bar (files here are at most tens of MB)."""
+    with urllib.request.urlopen(url, timeout=60) as resp, tempfile.TemporaryFile() as buf:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+                  disable=None, leave=False) as bar:
+            while chunk := resp.read(1 << 20):
+                buf.write(chunk)
+                bar.update(len(chunk))
+        buf.seek(0)
+        return buf.read()
+
+
+def _read_from(source: str, name: str) -> bytes:
+    """Read `name` (or `name.gz`) from a folder or URL; FileNotFoundError when absent."""
+    if "://" in source:
+        base = source.rstrip("/") + "/"
+        last: Exception | None = None
+        for candidate in (name + ".gz", name):
+            try:
+                return _download(base + candidate)
+            except urllib.error.HTTPError as err:
+                last = err
+                if err.code != 404:
+                    break
+        raise FileNotFoundError(f"{base}{name}[.gz]: {last}")
+    folder = Path(source)
+    for candidate in (folder / (name + ".gz"), folder / name):
+        if candidate.is_file():
+            return candidate.read_bytes()
+    raise FileNotFoundError(f"{folder / name}[.gz] does not exist")
+
+
+def verify(payload: bytes, expected: DataFile, origin: str) -> None:
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != expected.sha256 or len(payload) != expected.size:
+        raise ChecksumError(
+            f"checksum mismatch for {expected.name} from {origin}: expected sha256 "
+            f"{expected.sha256} ({expected.size} B), got {digest} ({len(payload)} B)"
+        )
+
+
+def fetch(spec: DatasetSpec, dest: str | Path, sources: list[str] | None = None) -> Path:
+    """Make `dest` hold every file of `spec`, decompressed and verified. Returns `dest`.
+
+    Files already present and verified are kept. A source that is missing a file, unreachable or
+    serving a corrupt copy is skipped; if no source works, the error lists each attempt.
+    """
+    dest = Path(dest)
+    sources = default_sources(spec) if sources is None else sources
+    for f in spec.files:
+        target = dest / f.name
+        if target.is_file():
+            try:
+                verify(target.read_bytes(), f, str(target))
+                continue
+            except ChecksumError as err:
+                log.warning("%s; fetching it again", err)
+        attempts = []
+        for source in sources:
+            try:
+                payload = _decompress(_read_from(source, f.name))
+                verify(payload, f, source)
+            except (OSError, EOFError, ChecksumError, urllib.error.URLError) as err:
+                attempts.append(f"  - {source}: {err}")
+                continue
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(payload)
+            log.info("%s: verified %s from %s", spec.name, f.name, source)
+            break
+        else:
+            raise DataUnavailableError(
+                f"could not obtain a verified copy of {spec.name}/{f.name}. Tried:\n"
+                + "\n".join(attempts) + "\n" + _how_to_get(spec)
+            )
+    return dest

@@ -1,0 +1,15 @@
+"""Model zoo: importing this package registers every family."""
+
+from cnnzoo.models import lenet, mobilenet  # noqa: F401  (registration side effects)
+from cnnzoo.models.registry import (
+    FEATURES,
+    HEAD,
+    create_model,
+    get_entry,
+    list_models,
+    model_hparams,
+    register_model,
+)
+
+__all__ = ["FEATURES", "HEAD", "create_model", "get_entry", "list_models", "model_hparams",
+           "register_model"]

@@ -1,0 +1,77 @@
+"""The one model registry (timm-style).
+
+A family module registers its variants as data: `register_model("name", **settings)(builder)`
+or `@register_model()` on a builder. Builders are keyword-only and return an uncompiled
+`keras.Model` named after the registry key that outputs logits from a layer named `head`, with the
+backbone's flat feature vector available from a layer named `features`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+FEATURES = "features"  # name of the layer whose output is the backbone's feature vector
+HEAD = "head"  # name of the classification layer (logits)
+_BUILDER_ARGS = {"name", "input_shape", "num_classes"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    builder: Callable[..., keras.Model]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str | None = None, *, family: str | None = None, **defaults: Any):
+    """Register `builder` under `name` (default: the function name) with default settings."""
+
+    def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is registered twice")
+        fam = family or builder.__module__.rsplit(".", 1)[-1]
+        _REGISTRY[key] = ModelEntry(key, fam, builder, dict(defaults))
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+
+
+def model_hparams(name: str) -> set[str]:
+    """The settings `create_model(name, ...)` accepts besides input_shape and num_classes."""
+    params = inspect.signature(get_entry(name).builder).parameters
+    return {p for p, v in params.items() if v.kind is v.KEYWORD_ONLY} - _BUILDER_ARGS
+
+
+def create_model(name: str, *, input_shape: tuple[int, ...], num_classes: int,
+                 **hp: Any) -> keras.Model:
+    """Build registered model `name`; `hp` overrides the variant's defaults."""
+    entry = get_entry(name)
+    unknown = set(hp) - model_hparams(name)
+    if unknown:
+        raise ValueError(f"{name}: unknown setting(s) {sorted(unknown)}; "
+                         f"allowed: {sorted(model_hparams(name))}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    kwargs = {**entry.defaults, **hp}
+    return entry.builder(name=name, input_shape=tuple(input_shape), num_classes=num_classes,
+                         **kwargs)

@@ -1,0 +1,61 @@
+"""The leaderboard across architectures, as Markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from cnnzoo.files import read_json, write_text
+
+COLUMNS = (
+    ("arch", "architecture"),
+    ("params", "params"),
+    ("keras_kb", "Keras size (KB)"),
+    ("tflite_fp32_kb", "TFLite fp32 (KB)"),
+    ("tflite_int8_kb", "TFLite int8 (KB)"),
+    ("acc_keras", "acc Keras"),
+    ("acc_fp32", "acc fp32"),
+    ("acc_int8", "acc int8"),
+    ("int8_latency_ms", "int8 latency (ms)"),
+)
+
+
+def collect(archs: list[str], evaluate_dir: Path, export_dir: Path) -> list[dict]:
+    rows = []
+    for arch in archs:
+        ev = read_json(evaluate_dir / f"{arch}.json")
+        ex = read_json(export_dir / f"{arch}.json")
+        rows.append({
+            "arch": arch,
+            "params": ev["params"],
+            "keras_kb": round(ev["model_bytes"] / 1024, 1),
+            "tflite_fp32_kb": round(ex["float32"]["size_bytes"] / 1024, 1),
+            "tflite_int8_kb": round(ex["int8"]["size_bytes"] / 1024, 1),
+            "acc_keras": round(ev["accuracy"], 4),
+            "acc_fp32": round(ex["float32"]["accuracy"], 4),
+            "acc_int8": round(ex["int8"]["accuracy"], 4),
+            "int8_latency_ms": round(ex["int8"]["latency_ms"], 3),
+        })
+    return rows
+
+
+def to_markdown(rows: list[dict], title: str) -> str:
+    head = "| " + " | ".join(label for _, label in COLUMNS) + " |"
+    rule = "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"
+    body = ["| " + " | ".join(f"{r[k]:,}" if k == "params" else str(r[k]) for k, _ in COLUMNS)
+            + " |" for r in rows]
+    return "\n".join([f"# {title}", "", head, rule, *body, ""])
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_report(rows: list[dict], md_path: Path, csv_path: Path, title: str) -> None:
+    write_text(md_path, to_markdown(rows, title))
+    write_text(csv_path, to_csv(rows))

@@ -1,0 +1,204 @@
+"""One function per DVC stage: load inputs, call the library, write outputs atomically, track.
+
+`pipelines/<stage>.py` only parses paths and calls these through `run_stage`, which turns the
+project's expected errors (bad params, missing data, bad checksums) into one clear log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cnnzoo import config, logs
+from cnnzoo.config import AugmentConfig, Params
+from cnnzoo.files import atomic_path, read_json, write_json
+from cnnzoo.tracking import stage_run
+
+log = logging.getLogger(__name__)
+BACKUP_ROOT = Path(".cache/backup")
+EXPECTED_ERRORS = (config.ConfigError, ValueError, FileNotFoundError, RuntimeError)
+
+
+def run_stage(fn: Callable[..., object], **kwargs) -> None:
+    """Entry point for stage scripts: logging, params from `params` path, clean failures."""
+    logs.setup()
+    params_path = kwargs.pop("params", config.DEFAULT_PARAMS)
+    try:
+        fn(config.load(params_path), **kwargs)
+    except EXPECTED_ERRORS as err:
+        log.error("%s failed: %s", fn.__name__, err)
+        sys.exit(1)
+
+
+def download(params: Params, *, out: str, cache: str) -> None:
+    from cnnzoo.data.prepare import prepare
+
+    with stage_run("download", None, experiment=params.base.experiment,
+                   params={"data": params.data.model_dump(), "seed": params.base.seed}) as run:
+        meta = prepare(params.data, params.base.seed, out, cache)
+        run.log_metrics({f"n_{k}": v for k, v in meta["counts"].items()})
+
+
+def augment(params: Params, *, prepared: str, policy: str, preview: str) -> None:
+    from cnnzoo.augment import build_augmenter
+    from cnnzoo.data.datasets import load_split, to_float
+    from cnnzoo.viz import augmentation_grid
+
+    cfg, seed = params.augment, params.base.seed
+    x, _ = load_split(prepared, "a_train")
+    originals = to_float(x[: cfg.preview_samples]).numpy()
+    augmenter = build_augmenter(cfg, seed)
+    variants = [augmenter(originals, training=True).numpy() for _ in range(3)] if augmenter else []
+    with stage_run("augment", None, experiment=params.base.experiment,
+                   params={"augment": cfg.model_dump()}) as run:
+        write_json(policy, {**cfg.model_dump(), "seed": seed})
+        augmentation_grid(originals, variants, preview,
+                          title="augmentation preview (top: originals)")
+        run.log_artifact(preview)
+    log.info("augmentation policy -> %s, preview -> %s", policy, preview)
+
+
+def train(params: Params, *, stage: str, arch: str, prepared: str, policy: str, out: str,
+          metrics: str, history: str, init: str | None = None) -> None:
+    """pretrain (task A from scratch), transfer (frozen backbone, new head on B), finetune."""
+    import keras
+
+    from cnnzoo import train as trainer
+    from cnnzoo import transfer
+    from cnnzoo.augment import build_augmenter
+    from cnnzoo.data.datasets import load_meta, load_split, make_dataset
+    from cnnzoo.evaluate import count_params
+    from cnnzoo.models import create_model
+
+    cfg = getattr(params, stage)
+    seed = params.base.seed
+    task = "a" if stage == "pretrain" else "b"
+    meta = load_meta(prepared)
+    num_classes = len(meta[f"task_{task}"]["classes"])
+    (x_tr, y_tr), (x_val, y_val) = (load_split(prepared, f"{task}_{s}") for s in ("train", "val"))
+    augmenter = build_augmenter(AugmentConfig(**{k: v for k, v in read_json(policy).items()
+                                                 if k != "seed"}), seed) if cfg.augment else None
+    train_ds = make_dataset(x_tr, y_tr, batch_size=cfg.batch_size, training=True, seed=seed,
+                            augmenter=augmenter)
+    val_ds = make_dataset(x_val, y_val, batch_size=256)
+
+    def build() -> keras.Model:
+        if stage == "pretrain":
+            return create_model(arch, input_shape=tuple(meta["image_shape"]),
+                                num_classes=num_classes, **params.model_kwargs(arch))
+        if init is None:
+            raise ValueError(f"{stage} needs --init (the previous stage's model)")
+        previous = keras.models.load_model(init)  # safe_mode stays on: no Lambda layers
+        if stage == "transfer":
+            return transfer.with_new_head(previous, num_classes)
+        return transfer.unfreeze(previous, cfg.unfreeze)
+
+    tracked = {stage: cfg.model_dump(), "model": params.model_kwargs(arch), "seed": seed,
+               "train_images": len(x_tr), "base": params.base.model_dump()}
+    with stage_run(stage, arch, experiment=params.base.experiment, params=tracked) as run:
+        model = trainer.fit(build, train_ds, val_ds, cfg, params.base, history_csv=history,
+                            backup_dir=BACKUP_ROOT / f"{stage}-{arch}",
+                            callbacks=[run.epoch_callback()])
+        val_loss, val_acc = model.evaluate(val_ds, verbose=0)
+        trainer.save_model(model, out)
+        result = {"val_accuracy": float(val_acc), "val_loss": float(val_loss),
+                  "train_images": len(x_tr), **count_params(model)}
+        write_json(metrics, result)
+        run.log_metrics({f"final_{k}": v for k, v in result.items()})
+        run.log_artifact(history)
+        registered = f"cnnzoo-{arch}" if stage == "finetune" else None
+        run.log_keras_model(model, make_sample(x_val), registered_name=registered)
+    log.info("%s %s: val_accuracy=%.4f -> %s", stage, arch, val_acc, out)
+
+
+def make_sample(x: np.ndarray, n: int = 4) -> np.ndarray:
+    return (x[:n].astype(np.float32) / 255.0)
+
+
+def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: str,
+             confusion: str) -> None:
+    import keras
+
+    from cnnzoo.data.datasets import load_meta, load_split
+    from cnnzoo.evaluate import classification_metrics, count_params, predict_classes
+    from cnnzoo.viz import confusion_matrix_plot
+
+    names = load_meta(prepared)["task_b"]["names"]
+    x, y = load_split(prepared, "b_test")
+    net = keras.models.load_model(model)
+    result, cm = classification_metrics(y, predict_classes(net, x), names)
+    result.update(count_params(net), model_bytes=Path(model).stat().st_size, test_images=len(y))
+    with stage_run("evaluate", arch, experiment=params.base.experiment,
+                   params={"arch": arch, "test_images": len(y)}) as run:
+        write_json(metrics, result)
+        confusion_matrix_plot(cm, names, confusion,
+                              title=f"{arch}: task B test, accuracy {result['accuracy']:.3f}")
+        run.log_metrics({k: v for k, v in result.items() if not isinstance(v, dict)})
+        run.log_artifact(confusion)
+    log.info("evaluate %s: test accuracy %.4f on %d images", arch, result["accuracy"], len(y))
+
+
+def export(params: Params, *, arch: str, prepared: str, model: str, out: str,
+           metrics: str) -> None:
+    import keras
+
+    from cnnzoo import export as exporter
+    from cnnzoo.data.datasets import load_meta, load_split
+    from cnnzoo.evaluate import classification_metrics
+
+    cfg = params.export
+    names = load_meta(prepared)["task_b"]["names"]
+    x_test, y_test = load_split(prepared, "b_test")
+    if cfg.eval_limit:
+        x_test, y_test = x_test[: cfg.eval_limit], y_test[: cfg.eval_limit]
+    x_test = x_test.astype(np.float32) / 255.0
+    # Calibrate int8 ranges on target-task training images (never on the test split).
+    x_rep = load_split(prepared, "b_train")[0][: cfg.representative_samples] / np.float32(255.0)
+    net = keras.models.load_model(model)
+    result, files = {}, {}
+    for variant in exporter.VARIANTS:
+        files[variant] = exporter.convert(net, variant, x_rep)
+        lite = exporter.LiteModel(files[variant])
+        scores, _ = classification_metrics(
+            y_test, lite.predict_classes(x_test, desc=f"{arch} {variant}"), names)
+        result[variant] = {"size_bytes": len(files[variant]), "accuracy": scores["accuracy"],
+                           "latency_ms": lite.latency_ms(x_test[0], cfg.latency_runs)}
+        log.info("export %s %s: %.1f KB, accuracy %.4f, %.3f ms/image", arch, variant,
+                 len(files[variant]) / 1024, scores["accuracy"], result[variant]["latency_ms"])
+    result["int8_accuracy_drop"] = result["float32"]["accuracy"] - result["int8"]["accuracy"]
+    result["test_images"] = len(y_test)
+    if result["int8_accuracy_drop"] > cfg.max_int8_drop:
+        raise RuntimeError(
+            f"{arch}: int8 quantization lost {result['int8_accuracy_drop']:.4f} accuracy "
+            f"(float32 {result['float32']['accuracy']:.4f} -> int8 "
+            f"{result['int8']['accuracy']:.4f}), more than export.max_int8_drop="
+            f"{cfg.max_int8_drop}")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for variant, content in files.items():
+            (tmp / f"{arch}_{variant}.tflite").write_bytes(content)
+        (tmp / "labels.txt").write_text("\n".join(names) + "\n")
+    write_json(metrics, result)
+    with stage_run("export", arch, experiment=params.base.experiment,
+                   params={"export": cfg.model_dump()}) as run:
+        run.log_metrics({f"{v}_{k}": result[v][k] for v in exporter.VARIANTS
+                         for k in ("size_bytes", "accuracy", "latency_ms")})
+        run.log_metrics({"int8_accuracy_drop": result["int8_accuracy_drop"]})
+        for f in sorted(Path(out).iterdir()):
+            run.log_artifact(f, folder="tflite")
+
+
+def report(params: Params, *, metrics_dir: str, md: str, csv: str) -> None:
+    from cnnzoo.report import collect, write_report
+
+    rows = collect(params.base.archs, Path(metrics_dir), Path(metrics_dir) / "export")
+    write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)")
+    with stage_run("report", None, experiment=params.base.experiment,
+                   params={"archs": params.base.archs}) as run:
+        run.log_artifact(md)
+        run.log_artifact(csv)
+    log.info("report -> %s", md)

@@ -1,0 +1,163 @@
+"""The only module that talks to MLflow.
+
+One experiment; one run per (stage, arch), tagged with stage, arch and git commit. The store
+defaults to `sqlite:///<project root>/mlflow.db` (overridable with MLFLOW_TRACKING_URI). A
+tracking failure is logged as a warning and disables tracking for the rest of the run: it must
+never kill training or lose the DVC outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def tracking_uri(root: str | Path | None = None) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(Path(root) if root else Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Run:
+    """A guarded handle on one MLflow run: every call degrades to a warning on failure."""
+
+    def __init__(self, active: bool):
+        self.active = active
+
+    def _guard(self, what: str, fn, *args, **kwargs):
+        if not self.active:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 — any tracking failure must stay non-fatal
+            log.warning("MLflow %s failed (%s: %s); tracking disabled for this stage",
+                        what, type(err).__name__, err)
+            self.active = False
+            return None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        import mlflow
+
+        flat = {k: str(v)[:500] for k, v in flatten(params).items()}
+        self._guard("log_params", mlflow.log_params, flat)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if np.isfinite(float(v))}
+        self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        import mlflow
+
+        self._guard("log_artifact", mlflow.log_artifact, str(path), artifact_path=folder)
+
+    def log_keras_model(self, model: keras.Model, x_sample: np.ndarray,
+                        registered_name: str | None = None) -> None:
+        """Keras flavour with a signature (mlflow.keras 3.17 breaks on input_example=)."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        def _log():
+            y = model.predict(x_sample, verbose=0)
+            # Pinned requirements skip MLflow's slow requirement inference (it reloads the model).
+            reqs = [f"{p}=={metadata.version(p)}" for p in ("keras", _tf_dist())]
+            mlflow.keras.log_model(model, name="model", signature=infer_signature(x_sample, y),
+                                   pip_requirements=reqs, registered_model_name=registered_name)
+
+        self._guard("log_model", _log)
+
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        run = self
+
+        class _EpochMetrics(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                run.log_metrics(logs or {}, step=epoch)
+
+        return _EpochMetrics()
+
+
+@functools.cache
+def _tf_dist() -> str:
+    for dist in ("tensorflow-cpu", "tensorflow"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            metadata.version(dist)
+            return dist
+    return "tensorflow"
+
+
+def _experiment_id(name: str, root: Path) -> str:
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        # Keep artifacts beside the embedded store rather than in a cwd-relative ./mlruns.
+        location = None
+        if "MLFLOW_TRACKING_URI" not in os.environ:
+            location = (root / "mlartifacts").resolve().as_uri()
+        return mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+    return exp.experiment_id
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, arch: str | None, *, experiment: str, params: Mapping[str, Any],
+              root: str | Path | None = None) -> Iterator[Run]:
+    """Open the MLflow run for one (stage, arch); yields a `Run` (inactive if MLflow fails)."""
+    root = Path(root) if root else Path.cwd()
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri(root))
+        exp_id = _experiment_id(experiment, root)
+        tags = {"stage": stage, "arch": arch or "all", "git_commit": git_commit()}
+        run_name = f"{stage}-{arch}" if arch else stage
+        ctx = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags)
+        ctx.__enter__()
+    except Exception as err:  # noqa: BLE001
+        log.warning("MLflow unavailable (%s: %s); continuing without tracking",
+                    type(err).__name__, err)
+        yield Run(active=False)
+        return
+    run = Run(active=True)
+    run.log_params(params)
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    finally:
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status=status)

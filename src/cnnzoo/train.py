@@ -1,0 +1,87 @@
+"""ONE fit routine for every architecture and stage: strategy, precision, seeds, callbacks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from cnnzoo.config import BaseConfig, TrainConfig
+from cnnzoo.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def setup_runtime(base: BaseConfig) -> tf.distribute.Strategy:
+    """Seeds, determinism, mixed precision and the distribution strategy, from `base`."""
+    keras.utils.set_random_seed(base.seed)
+    if base.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    if base.mixed_precision == "on" or (base.mixed_precision == "auto" and gpus):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    mode = base.distribute
+    if mode == "auto":
+        mode = "multi_worker" if "TF_CONFIG" in os.environ else "mirrored" if len(gpus) > 1 else "default"
+    strategy = {
+        "default": tf.distribute.get_strategy,
+        "mirrored": tf.distribute.MirroredStrategy,
+        "multi_worker": tf.distribute.MultiWorkerMirroredStrategy,
+    }[mode]()
+    log.info("runtime: %d GPU(s), strategy=%s, precision=%s, jit_compile=%s", len(gpus),
+             type(strategy).__name__, keras.mixed_precision.global_policy().name, base.jit_compile)
+    return strategy
+
+
+def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
+        cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
+        callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
+    """Build (inside the strategy scope), compile and train a classifier that outputs logits.
+
+    A killed run resumes from `backup_dir` (BackupAndRestore) on the next call; the per-epoch
+    history lands atomically in `history_csv` when training completes.
+    """
+    strategy = setup_runtime(base)
+    with strategy.scope():
+        model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=base.jit_compile,
+        )
+    backup_dir = Path(backup_dir)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    partial_csv = backup_dir / "history.csv"
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(backup_dir / "state")),
+        keras.callbacks.CSVLogger(str(partial_csv), append=True),  # append: survives a resume
+        *callbacks,
+    ]
+    if cfg.patience:
+        cbs.append(keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True))
+    n_train = sum(int(p.numpy()) for p in map(tf.size, model.trainable_weights))
+    log.info("training %s: %d epochs, lr=%g, %s trainable parameters", model.name, cfg.epochs,
+             cfg.learning_rate, f"{n_train:,}")
+    # shuffle=False: the tf.data pipeline already reshuffles every epoch.
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, shuffle=False,
+              verbose=1 if sys.stdout.isatty() else 2)
+    with atomic_path(history_csv) as tmp:
+        shutil.copyfile(partial_csv, tmp)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return model
+
+
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """Save weights and architecture only, atomically. An uncompiled functional view over the
+    same layers drops the optimizer state (3× the weights for Adam), which no later stage reuses:
+    each one compiles its own optimizer."""
+    view = keras.Model(model.inputs, model.outputs, name=model.name)
+    with atomic_path(path) as tmp:
+        view.save(tmp)

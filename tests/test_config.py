@@ -1,0 +1,70 @@
+import pytest
+import yaml
+
+from cnnzoo import config
+from tests.conftest import ROOT
+
+
+def raw_params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_shipped_params_files_are_valid():
+    p = config.load(ROOT / "params.yaml")
+    assert p.base.archs == ["lenet5", "mobilenet_v2"]
+    assert config.load(ROOT / "tests" / "tiny_params.yaml").pretrain.epochs == 1
+
+
+def test_unknown_architecture_lists_known_ones():
+    raw = raw_params()
+    raw["base"]["archs"] = ["lenet5", "resnet9000"]
+    with pytest.raises(config.ConfigError, match=r"base\.archs.*resnet9000.*known: lenet5, mobilenet_v2"):
+        config.parse(raw)
+
+
+def test_unknown_key_is_named():
+    raw = raw_params()
+    raw["pretrain"]["epoch"] = 3
+    with pytest.raises(config.ConfigError, match=r"pretrain\.epoch: unknown key"):
+        config.parse(raw)
+
+
+def test_wrong_type_is_named():
+    raw = raw_params()
+    raw["transfer"]["batch_size"] = "big"
+    with pytest.raises(config.ConfigError, match=r"transfer\.batch_size"):
+        config.parse(raw)
+
+
+def test_unknown_model_setting_and_overlapping_tasks():
+    raw = raw_params()
+    raw["models"]["lenet5"] = {"depth": 3}
+    with pytest.raises(config.ConfigError, match=r"models\.lenet5.*depth"):
+        config.parse(raw)
+    raw = raw_params()
+    raw["data"]["task_b_classes"] = [0, 1]
+    with pytest.raises(config.ConfigError, match="overlap"):
+        config.parse(raw)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: [unclosed")
+    with pytest.raises(config.ConfigError, match="not valid YAML"):
+        config.load(bad)
+
+
+def test_cli_check_and_models(capsys, tmp_path):
+    from cnnzoo.cli import main
+
+    assert main(["check", str(ROOT / "params.yaml")]) == 0
+    assert "archs lenet5, mobilenet_v2" in capsys.readouterr().out
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump({**raw_params(), "extra": 1}))
+    assert main(["check", str(bad)]) == 1
+    assert "extra: unknown key" in capsys.readouterr().err
+    assert main(["models", "--input-size", "32", "--channels", "1", "--num-classes", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5" in out and "61,706" in out

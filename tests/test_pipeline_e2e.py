@@ -1,0 +1,111 @@
+"""End to end: `dvc repro` on real Fashion-MNIST with tiny params, in a copy of the project.
+
+Uses the Debian package's files (installed by .ci/run) or $CNNZOO_DATA_MIRROR; never the network.
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV, OFFLINE_ENV
+from tests.conftest import ROOT
+
+PROJECT_FILES = ["dvc.yaml", "pipelines", ".dvc/config", ".dvcignore"]
+
+
+def data_source() -> str | None:
+    for candidate in (os.environ.get(MIRROR_ENV), FASHION_MNIST.system_dir):
+        if candidate and Path(candidate).is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    source = data_source()
+    if source is None:
+        pytest.skip(f"Fashion-MNIST not available offline: apt-get install {FASHION_MNIST.package}"
+                    f" or set {MIRROR_ENV}")
+    root = tmp_path_factory.mktemp("project")
+    for rel in PROJECT_FILES:
+        src, dst = ROOT / rel, root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    shutil.copy(ROOT / "tests" / "tiny_params.yaml", root / "params.yaml")
+    env = {**os.environ, MIRROR_ENV: source, OFFLINE_ENV: "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # exercise the default embedded store
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root, env
+
+
+def repro(root, env, *args):
+    return subprocess.run([sys.executable, "-m", "dvc", "repro", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=1500)
+
+
+def test_bad_architecture_fails_before_any_work(project):
+    root, env = project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["base"]["archs"] = ["lenet5", "nopenet"]
+    (root / "bad.yaml").write_text(yaml.safe_dump(params))
+    out = subprocess.run([sys.executable, "pipelines/download.py", "--params", "bad.yaml",
+                          "--out", "data/prepared", "--cache", ".cache/datasets"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "nopenet" in out.stderr and "known: lenet5, mobilenet_v2" in out.stderr
+    assert "Traceback" not in out.stderr and not (root / "data" / "prepared").exists()
+
+
+def test_dvc_repro_end_to_end(project):
+    root, env = project
+    first = repro(root, env)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    archs = ["lenet5", "mobilenet_v2"]
+    expected = ["data/prepared/meta.json", "data/augment/policy.json", "plots/augment/preview.png",
+                "reports/leaderboard.md", "reports/leaderboard.csv"]
+    for a in archs:
+        expected += [f"models/{s}/{a}.keras" for s in ("pretrain", "transfer", "finetune")]
+        expected += [f"metrics/{s}/{a}.json" for s in ("pretrain", "transfer", "finetune")]
+        expected += [f"plots/{s}/{a}.csv" for s in ("pretrain", "transfer", "finetune")]
+        expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
+                     f"exports/{a}/{a}_float32.tflite", f"exports/{a}/{a}_int8.tflite",
+                     f"exports/{a}/labels.txt"]
+    missing = [p for p in expected if not (root / p).is_file() or (root / p).stat().st_size == 0]
+    assert not missing
+
+    meta = json.loads((root / "data/prepared/meta.json").read_text())
+    assert meta["counts"]["b_train"] == 5 * 10 and meta["image_shape"] == [32, 32, 1]
+    for a in archs:
+        ev = json.loads((root / f"metrics/{a}.json").read_text())
+        ex = json.loads((root / f"metrics/export/{a}.json").read_text())
+        assert 0.0 <= ev["accuracy"] <= 1.0 and ev["test_images"] == 100
+        assert ev["params"] > 0 and ev["model_bytes"] > 0
+        for v in ("float32", "int8"):
+            assert 0.0 <= ex[v]["accuracy"] <= 1.0 and ex[v]["size_bytes"] > 0
+        assert ex["int8"]["size_bytes"] < ex["float32"]["size_bytes"]
+    report = (root / "reports/leaderboard.md").read_text()
+    assert all(f"| {a} |" in report for a in archs)
+
+    db = sqlite3.connect(root / "mlflow.db")
+    runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
+    stages = ["pretrain", "transfer", "finetune", "evaluate", "export"]
+    want = {"download", "augment", "report"} | {f"{s}-{a}" for s in stages for a in archs}
+    assert want <= set(runs) and all(runs[n] == "FINISHED" for n in want)
+    tags = dict(db.execute("SELECT t.key, t.value FROM tags t JOIN runs r ON t.run_uuid = r.run_uuid"
+                           " WHERE r.name = 'finetune-lenet5'").fetchall())
+    assert tags["stage"] == "finetune" and tags["arch"] == "lenet5" and tags["git_commit"]
+    n_epoch_metrics = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid ="
+                                 " r.run_uuid WHERE r.name = 'pretrain-lenet5'"
+                                 " AND m.key = 'val_accuracy'").fetchone()[0]
+    assert n_epoch_metrics >= 1
+
+    second = repro(root, env)
+    assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
