@@ -11,14 +11,15 @@ def raw_params():
 
 def test_shipped_params_files_are_valid():
     p = config.load(ROOT / "params.yaml")
-    assert p.base.archs == ["lenet5", "mobilenet_v2"]
+    assert len(p.base.archs) == 10 and p.data.source == "fashion_mnist"
     assert config.load(ROOT / "tests" / "tiny_params.yaml").pretrain.epochs == 1
 
 
 def test_unknown_architecture_lists_known_ones():
     raw = raw_params()
     raw["base"]["archs"] = ["lenet5", "resnet9000"]
-    with pytest.raises(config.ConfigError, match=r"base\.archs.*resnet9000.*known: lenet5, mobilenet_v2"):
+    known = r"known: alexnet, densenet121.*lenet5"
+    with pytest.raises(config.ConfigError, match=r"base\.archs.*resnet9000.*" + known):
         config.parse(raw)
 
 
@@ -60,11 +61,11 @@ def test_cli_check_and_models(capsys, tmp_path):
     from cnnzoo.cli import main
 
     assert main(["check", str(ROOT / "params.yaml")]) == 0
-    assert "archs lenet5, mobilenet_v2" in capsys.readouterr().out
+    assert "archs lenet5, alexnet" in capsys.readouterr().out
     bad = tmp_path / "p.yaml"
     bad.write_text(yaml.safe_dump({**raw_params(), "extra": 1}))
     assert main(["check", str(bad)]) == 1
     assert "extra: unknown key" in capsys.readouterr().err
     assert main(["models", "--input-size", "32", "--channels", "1", "--num-classes", "10"]) == 0
     out = capsys.readouterr().out
-    assert "lenet5" in out and "61,706" in out
+    assert "lenet5" in out and "61,706" in out and "416,520" in out

@@ -60,7 +60,7 @@ def test_bad_architecture_fails_before_any_work(project):
                           "--out", "data/prepared", "--cache", ".cache/datasets"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
-    assert "nopenet" in out.stderr and "known: lenet5, mobilenet_v2" in out.stderr
+    assert "nopenet" in out.stderr and "known: alexnet, " in out.stderr
     assert "Traceback" not in out.stderr and not (root / "data" / "prepared").exists()
 
 

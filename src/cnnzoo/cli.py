@@ -9,25 +9,27 @@ from cnnzoo import logs
 
 
 def _models(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from cnnzoo.cost import format_table, model_cost
     from cnnzoo.models import create_model, get_entry, list_models
 
-    size = args.input_size
-    rows = []
-    for name in list_models():
+    shape = (args.input_size, args.input_size, args.channels)
+    if args.layers:
+        model = create_model(args.layers, input_shape=shape, num_classes=args.num_classes)
+        print(format_table(model_cost(model)))
+        return 0
+    names = args.names or list_models()
+    width = max(len(n) for n in names)
+    print(f"{'model':<{width}}  {'family':<10} {'params':>14} {'MACs':>16}   "
+          f"(input {shape}, {args.num_classes} classes)")
+    for name in names:
+        family = get_entry(name).family
         try:
-            model = create_model(name, input_shape=(size, size, args.channels),
-                                 num_classes=args.num_classes)
-            params = f"{sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}"
+            rows = model_cost(create_model(name, input_shape=shape, num_classes=args.num_classes))
         except ValueError as err:
-            params = f"n/a ({err})"
-        rows.append((name, get_entry(name).family, params))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'model':<{width}}  {'family':<10}  trainable params at {size}x{size}x{args.channels}, "
-          f"{args.num_classes} classes")
-    for name, family, params in rows:
-        print(f"{name:<{width}}  {family:<10}  {params}")
+            print(f"{name:<{width}}  {family:<10} {'n/a':>14} {'n/a':>16}   {err}")
+            continue
+        params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
+        print(f"{name:<{width}}  {family:<10} {params:>14,} {macs:>16,}")
     return 0
 
 
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup("WARNING")
     parser = argparse.ArgumentParser(prog="cnnzoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("models", help="list registered models with parameter counts")
+    m = sub.add_parser("models", help="registered models with parameters and MACs per image")
+    m.add_argument("names", nargs="*", help="models to show (default: all)")
+    m.add_argument("--layers", metavar="MODEL", help="per-layer table of one model")
     m.add_argument("--input-size", type=int, default=224)
     m.add_argument("--channels", type=int, default=3)
     m.add_argument("--num-classes", type=int, default=1000)

@@ -87,6 +87,9 @@ class TrainConfig(_Section):
     augment: bool = True
     # Early stopping on val_loss; 0 turns it off.
     patience: int = Field(0, ge=0)
+    # Batches of clean training images used to re-estimate BatchNorm statistics after training
+    # (see train.recalibrate_batchnorm); 0 turns it off.
+    bn_recalibration_batches: int = Field(30, ge=0)
     # finetune only: "all" or the number of top backbone layers made trainable again.
     unfreeze: Literal["all"] | int = "all"
 

@@ -11,6 +11,7 @@ from cnnzoo.files import read_json, write_text
 COLUMNS = (
     ("arch", "architecture"),
     ("params", "params"),
+    ("macs", "MACs/image"),
     ("keras_kb", "Keras size (KB)"),
     ("tflite_fp32_kb", "TFLite fp32 (KB)"),
     ("tflite_int8_kb", "TFLite int8 (KB)"),
@@ -29,6 +30,7 @@ def collect(archs: list[str], evaluate_dir: Path, export_dir: Path) -> list[dict
         rows.append({
             "arch": arch,
             "params": ev["params"],
+            "macs": ev["macs"],
             "keras_kb": round(ev["model_bytes"] / 1024, 1),
             "tflite_fp32_kb": round(ex["float32"]["size_bytes"] / 1024, 1),
             "tflite_int8_kb": round(ex["int8"]["size_bytes"] / 1024, 1),
@@ -43,7 +45,7 @@ def collect(archs: list[str], evaluate_dir: Path, export_dir: Path) -> list[dict
 def to_markdown(rows: list[dict], title: str) -> str:
     head = "| " + " | ".join(label for _, label in COLUMNS) + " |"
     rule = "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"
-    body = ["| " + " | ".join(f"{r[k]:,}" if k == "params" else str(r[k]) for k, _ in COLUMNS)
+    body = ["| " + " | ".join(f"{r[k]:,}" if k in ("params", "macs") else str(r[k]) for k, _ in COLUMNS)
             + " |" for r in rows]
     return "\n".join([f"# {title}", "", head, rule, *body, ""])
 

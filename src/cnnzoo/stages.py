@@ -102,6 +102,8 @@ def train(params: Params, *, stage: str, arch: str, prepared: str, policy: str, 
     with stage_run(stage, arch, experiment=params.base.experiment, params=tracked) as run:
         model = trainer.fit(build, train_ds, val_ds, cfg, params.base, history_csv=history,
                             backup_dir=BACKUP_ROOT / f"{stage}-{arch}",
+                            calibration_ds=make_dataset(x_tr, y_tr, batch_size=cfg.batch_size,
+                                                        training=True, seed=seed),
                             callbacks=[run.epoch_callback()])
         val_loss, val_acc = model.evaluate(val_ds, verbose=0)
         trainer.save_model(model, out)
@@ -123,6 +125,7 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
              confusion: str) -> None:
     import keras
 
+    from cnnzoo.cost import total_macs
     from cnnzoo.data.datasets import load_meta, load_split
     from cnnzoo.evaluate import classification_metrics, count_params, predict_classes
     from cnnzoo.viz import confusion_matrix_plot
@@ -131,7 +134,8 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
     x, y = load_split(prepared, "b_test")
     net = keras.models.load_model(model)
     result, cm = classification_metrics(y, predict_classes(net, x), names)
-    result.update(count_params(net), model_bytes=Path(model).stat().st_size, test_images=len(y))
+    result.update(count_params(net), macs=total_macs(net), model_bytes=Path(model).stat().st_size,
+                  test_images=len(y))
     with stage_run("evaluate", arch, experiment=params.base.experiment,
                    params={"arch": arch, "test_images": len(y)}) as run:
         write_json(metrics, result)

@@ -39,13 +39,47 @@ def setup_runtime(base: BaseConfig) -> tf.distribute.Strategy:
     return strategy
 
 
+def _layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, batches: int) -> int:
+    """Re-estimate BatchNorm moving statistics for the final weights ("precise BN", Wu & Johnson
+    2021, "Rethinking 'Batch' in BatchNorm"). Returns the number of layers updated.
+
+    Short CPU runs (a few hundred steps) leave the exponential moving averages far behind weights
+    that Adam is still moving fast: validation accuracy sits at chance in inference mode while
+    training accuracy climbs. Forward passes in training mode with momentum k/(k+1) on batch k
+    make the moving statistics the plain average over `batches` clean training batches. Layers
+    inside a backbone called with `training=False` (transfer) are left untouched, as intended.
+    """
+    bns = [lyr for lyr in _layers(model) if isinstance(lyr, keras.layers.BatchNormalization)]
+    if not bns or batches <= 0:
+        return 0
+    momenta = [lyr.momentum for lyr in bns]
+    try:
+        for k, (x, _) in enumerate(dataset.take(batches)):
+            for lyr in bns:
+                lyr.momentum = k / (k + 1)  # read eagerly on every call
+            model(x, training=True)
+    finally:
+        for lyr, m in zip(bns, momenta, strict=True):
+            lyr.momentum = m
+    return len(bns)
+
+
 def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
         cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
+        calibration_ds: tf.data.Dataset | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
     """Build (inside the strategy scope), compile and train a classifier that outputs logits.
 
     A killed run resumes from `backup_dir` (BackupAndRestore) on the next call; the per-epoch
-    history lands atomically in `history_csv` when training completes.
+    history lands atomically in `history_csv` when training completes. BatchNorm statistics are
+    then recalibrated on `calibration_ds` (clean training batches) when given.
     """
     strategy = setup_runtime(base)
     with strategy.scope():
@@ -72,6 +106,11 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, shuffle=False,
               verbose=1 if sys.stdout.isatty() else 2)
+    if calibration_ds is not None:
+        n = recalibrate_batchnorm(model, calibration_ds, cfg.bn_recalibration_batches)
+        if n:
+            log.info("recalibrated %d BatchNorm layers on %d batches", n,
+                     cfg.bn_recalibration_batches)
     with atomic_path(history_csv) as tmp:
         shutil.copyfile(partial_csv, tmp)
     shutil.rmtree(backup_dir, ignore_errors=True)

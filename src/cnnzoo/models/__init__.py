@@ -1,6 +1,15 @@
 """Model zoo: importing this package registers every family."""
 
-from cnnzoo.models import lenet, mobilenet  # noqa: F401  (registration side effects)
+from cnnzoo.models import (  # noqa: F401  (registration side effects)
+    alexnet,
+    densenet,
+    googlenet,
+    lenet,
+    mobilenet,
+    nin,
+    resnet,
+    vgg,
+)
 from cnnzoo.models.registry import (
     FEATURES,
     HEAD,

@@ -1,9 +1,9 @@
-"""Pieces shared by several families."""
+"""Pieces shared by several families, including the custom layers (serialisable, no Lambda)."""
 
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from cnnzoo.models.registry import FEATURES, HEAD
 
@@ -18,13 +18,78 @@ def check_min_size(input_shape: tuple[int, ...], minimum: int, model: str) -> No
                          f"must be at least {minimum}")
 
 
+def scale(channels: int, width: float) -> int:
+    """Width multiplier, never below 1 channel (variants shrink networks for small CPUs)."""
+    return max(1, int(round(channels * width)))
+
+
 def finish(inputs: keras.KerasTensor, features: keras.KerasTensor, *, num_classes: int,
-           include_top: bool, name: str) -> keras.Model:
+           include_top: bool, name: str, dropout: float = 0.0,
+           extra_outputs: tuple = ()) -> keras.Model:
     """Attach the logits head (float32 even under mixed precision) unless `include_top` is off."""
     outputs = features
     if include_top:
+        if dropout:
+            features = layers.Dropout(dropout, name="head_dropout")(features)
         outputs = layers.Dense(num_classes, dtype="float32", name=HEAD)(features)
+        if extra_outputs:
+            outputs = [outputs, *extra_outputs]
     return keras.Model(inputs, outputs, name=name)
 
 
-__all__ = ["FEATURES", "check_min_size", "finish"]
+@keras.saving.register_keras_serializable(package="cnnzoo")
+class LocalResponseNormalization(layers.Layer):
+    """Across-channel LRN (Krizhevsky et al. 2012, section 3.3):
+
+    b[c] = a[c] / (k + alpha / n * sum_{c' in window(c, n)} a[c']^2) ** beta
+
+    with AlexNet's k=2, n=5, alpha=1e-4, beta=0.75. Caffe divides alpha by the window size n;
+    `tf.nn.local_response_normalization` does not, so its alpha is alpha / n here. The window is
+    a 1×1×n average pool over squared activations, so the layer converts to TFLite built-ins.
+    """
+
+    def __init__(self, depth: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.depth, self.k, self.alpha, self.beta = depth, k, alpha, beta
+
+    def call(self, x):
+        x32 = ops.cast(x, "float32")
+        radius = self.depth // 2
+        sq = ops.pad(ops.square(x32), [[0, 0], [0, 0], [0, 0], [radius, radius]])
+        # Sum over a sliding channel window: stack shifted slices (depth is small, e.g. 5).
+        channels = x.shape[-1]
+        window = sum(sq[..., i:i + channels] for i in range(self.depth))
+        out = x32 / ops.power(self.k + (self.alpha / self.depth) * window, self.beta)
+        return ops.cast(out, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth, "k": self.k, "alpha": self.alpha,
+                "beta": self.beta}
+
+
+@keras.saving.register_keras_serializable(package="cnnzoo")
+class ZeroPadShortcut(layers.Layer):
+    """He et al. 2016's option A shortcut for CIFAR ResNets: subsample by `stride` and zero-pad
+    the new channels, adding no parameters."""
+
+    def __init__(self, out_channels: int, stride: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.out_channels, self.stride = out_channels, stride
+
+    def call(self, x):
+        x = x[:, :: self.stride, :: self.stride, :]
+        extra = self.out_channels - x.shape[-1]
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        ceil = lambda d: None if d is None else -(-d // self.stride)  # noqa: E731
+        return (n, ceil(h), ceil(w), self.out_channels)
+
+    def get_config(self):
+        return {**super().get_config(), "out_channels": self.out_channels, "stride": self.stride}
+
+
+__all__ = ["FEATURES", "LocalResponseNormalization", "ZeroPadShortcut", "check_min_size",
+           "finish", "scale"]

@@ -1,4 +1,12 @@
-"""MobileNetV2 (Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear Bottlenecks").
+"""MobileNets: V1 (Howard et al. 2017) and V2 (Sandler et al. 2018).
+
+V1 replaces each standard convolution by a depthwise separable one: a 3×3 depthwise conv (one
+filter per channel) then a 1×1 pointwise conv, cutting the cost by ~1/N + 1/9 (the lecture's
+6×6×3 → 4×4×5 example: 2,160 multiplies for a 3×3 conv, 672 separable). Width multiplier α
+thins every layer. At 224×224×3, α=1, 1000 classes: 4,231,976 trainable parameters (as
+keras.applications.MobileNet) and ≈569M multiply-accumulates.
+
+V2 ("Inverted Residuals and Linear Bottlenecks"):
 
 Inverted residual block: 1×1 expansion (×t) → 3×3 depthwise → 1×1 linear projection, with a
 residual connection when stride is 1 and channels match. Width multiplier α scales every layer's
@@ -22,7 +30,10 @@ from keras import layers
 from cnnzoo.models.layers import FEATURES, check_min_size, finish
 from cnnzoo.models.registry import register_model
 
-# (expansion t, output channels c, repeats n, first stride s), the paper's Table 2.
+# V1's body (Table 1): (pointwise filters, depthwise stride) per separable block.
+V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5,
+             (1024, 2), (1024, 1))
+# V2: (expansion t, output channels c, repeats n, first stride s), the paper's Table 2.
 V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
@@ -76,3 +87,25 @@ def build_mobilenet_v2(*, name: str, input_shape: tuple[int, ...], num_classes: 
     x = _conv_bn(x, last, 1, 1, "top", bn)
     x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
     return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
+
+
+@register_model("mobilenet_v1", family="mobilenet")
+def build_mobilenet_v1(*, name: str, input_shape: tuple[int, ...], num_classes: int,
+                       alpha: float = 1.0, small_input: bool = False, bn_momentum: float = 0.99,
+                       dropout: float = 1e-3, include_top: bool = True) -> keras.Model:
+    """`small_input=True` keeps the stem at stride 1 (16× downsampling instead of 32×)."""
+    if alpha <= 0:
+        raise ValueError(f"{name}: alpha must be > 0, got {alpha}")
+    check_min_size(input_shape, 16 if small_input else 32, name)
+    bn = dict(epsilon=1e-3, momentum=bn_momentum)
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = _conv_bn(inputs, int(32 * alpha), 3, 1 if small_input else 2, "stem", bn)
+    for i, (filters, stride) in enumerate(V1_BLOCKS, start=1):
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                                   name=f"block{i}_dw_conv")(x)
+        x = layers.BatchNormalization(**bn, name=f"block{i}_dw_bn")(x)
+        x = layers.ReLU(6.0, name=f"block{i}_dw_relu")(x)
+        x = _conv_bn(x, int(filters * alpha), 1, 1, f"block{i}_pw", bn)
+    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
+    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name,
+                  dropout=dropout)

@@ -1,0 +1,51 @@
+"""AlexNet (Krizhevsky, Sutskever, Hinton 2012, "ImageNet classification with deep convolutional
+neural networks").
+
+Five convolutions (the first two followed by local response normalisation and overlapping 3×3/2
+max pooling), then three fully connected layers with dropout. The canonical build is the
+single-GPU ("ungrouped") form at 227×227×3: 62,378,344 parameters for 1000 classes.
+
+`small_input=True` swaps the 11×11/4 stem for a 5×5/1 one so 32 px images keep a 3×3 map
+before the classifier; `width` scales every layer's channels and units.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from cnnzoo.models.layers import FEATURES, LocalResponseNormalization, check_min_size, finish, scale
+from cnnzoo.models.registry import register_model
+
+CONVS = (96, 256, 384, 384, 256)
+FC_UNITS = 4096
+
+
+@register_model("alexnet", family="alexnet")
+def build_alexnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
+                  small_input: bool = False, width: float = 1.0, dropout: float = 0.5,
+                  include_top: bool = True) -> keras.Model:
+    # Three 3×3/2 valid pools need a 15 px map after the stem: 67 px with the 11×11/4 stem.
+    check_min_size(input_shape, 15 if small_input else 67, name)
+    c1, c2, c3, c4, c5 = (scale(c, width) for c in CONVS)
+    units = scale(FC_UNITS, width)
+    inputs = keras.Input(shape=input_shape, name="input")
+    if small_input:
+        x = layers.Conv2D(c1, 5, padding="same", activation="relu", name="conv1")(inputs)
+    else:
+        x = layers.Conv2D(c1, 11, strides=4, activation="relu", name="conv1")(inputs)
+    x = LocalResponseNormalization(name="lrn1")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    x = layers.Conv2D(c2, 5, padding="same", activation="relu", name="conv2")(x)
+    x = LocalResponseNormalization(name="lrn2")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
+    x = layers.Conv2D(c3, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(c4, 3, padding="same", activation="relu", name="conv4")(x)
+    x = layers.Conv2D(c5, 3, padding="same", activation="relu", name="conv5")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="fc6_dropout")(x)
+    x = layers.Dense(units, activation="relu", name="fc6")(x)
+    x = layers.Dropout(dropout, name="fc7_dropout")(x)
+    x = layers.Dense(units, activation="relu", name=FEATURES)(x)  # fc7
+    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
