@@ -30,6 +30,10 @@ ui: setup
 	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store: $(MLFLOW_TRACKING_URI))"
 	$(BIN)/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) --backend-store-uri $(MLFLOW_TRACKING_URI)
 
+bench: setup
+	$(BIN)/dvc repro augment
+	$(BIN)/cnnzoo bench data
+
 lint: setup
 	$(BIN)/ruff check src pipelines tests
 

@@ -1,4 +1,4 @@
-"""DVC stage `augment`: resolve the augmentation policy and render a preview grid."""
+"""DVC stage `augment`: augmented training shards, the resolved policy and a preview grid."""
 
 import argparse
 
@@ -7,6 +7,6 @@ from cnnzoo.stages import augment, run_stage
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--params", default="params.yaml")
 p.add_argument("--prepared", required=True)
-p.add_argument("--policy", required=True, help="resolved policy JSON (read by training)")
+p.add_argument("--out", required=True, help="folder for policy.json and the TFRecord shards")
 p.add_argument("--preview", required=True, help="preview grid PNG")
 run_stage(augment, **vars(p.parse_args()))

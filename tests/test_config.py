@@ -43,8 +43,8 @@ def test_unknown_model_setting_and_overlapping_tasks():
     with pytest.raises(config.ConfigError, match=r"models\.lenet5.*depth"):
         config.parse(raw)
     raw = raw_params()
-    raw["data"]["task_b_classes"] = [0, 1]
-    with pytest.raises(config.ConfigError, match="overlap"):
+    raw["data"]["task_a_classes"], raw["data"]["task_b_classes"] = [0, 2], [0, 1]
+    with pytest.raises(config.ConfigError, match="overlap on \\[0\\]"):
         config.parse(raw)
 
 
@@ -69,3 +69,18 @@ def test_cli_check_and_models(capsys, tmp_path):
     assert main(["models", "--input-size", "32", "--channels", "1", "--num-classes", "10"]) == 0
     out = capsys.readouterr().out
     assert "lenet5" in out and "61,706" in out and "416,520" in out
+
+
+def test_data_source_validation():
+    raw = raw_params()
+    raw["data"]["source"] = "imagenet"
+    with pytest.raises(config.ConfigError, match="unknown source 'imagenet'; known: fashion_mnist"):
+        config.parse(raw)
+    raw["data"]["source"] = "folder"
+    with pytest.raises(config.ConfigError, match="needs data.path"):
+        config.parse(raw)
+    raw["data"]["path"] = "/images"
+    assert config.parse(raw).data.path == "/images"
+    raw["augment"]["effect_arch"] = "nopenet"
+    with pytest.raises(config.ConfigError, match="effect_arch.*nopenet"):
+        config.parse(raw)

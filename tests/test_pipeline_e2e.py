@@ -69,7 +69,10 @@ def test_dvc_repro_end_to_end(project):
     first = repro(root, env)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     archs = ["lenet5", "mobilenet_v2"]
-    expected = ["data/prepared/meta.json", "data/augment/policy.json", "plots/augment/preview.png",
+    expected = ["data/prepared/meta.json", "data/prepared/skipped.txt", "data/augment/policy.json",
+                "data/augment/a_train-000.tfrecord", "data/augment/b_train-000.tfrecord",
+                "plots/augment/preview.png", "metrics/augment_effect.json",
+                "plots/augment_effect/with.csv", "plots/augment_effect/without.csv",
                 "reports/leaderboard.md", "reports/leaderboard.csv"]
     for a in archs:
         expected += [f"models/{s}/{a}.keras" for s in ("pretrain", "transfer", "finetune")]
@@ -78,7 +81,8 @@ def test_dvc_repro_end_to_end(project):
         expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
                      f"exports/{a}/{a}_float32.tflite", f"exports/{a}/{a}_int8.tflite",
                      f"exports/{a}/labels.txt"]
-    missing = [p for p in expected if not (root / p).is_file() or (root / p).stat().st_size == 0]
+    missing = [p for p in expected if not (root / p).is_file()
+               or ((root / p).stat().st_size == 0 and not p.endswith("skipped.txt"))]
     assert not missing
 
     meta = json.loads((root / "data/prepared/meta.json").read_text())
@@ -93,11 +97,15 @@ def test_dvc_repro_end_to_end(project):
         assert ex["int8"]["size_bytes"] < ex["float32"]["size_bytes"]
     report = (root / "reports/leaderboard.md").read_text()
     assert all(f"| {a} |" in report for a in archs)
+    effect = json.loads((root / "metrics/augment_effect.json").read_text())
+    assert effect["arch"] == "lenet5" and 0 <= effect["accuracy_with"] <= 1
+    assert f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}" in report
 
     db = sqlite3.connect(root / "mlflow.db")
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
     stages = ["pretrain", "transfer", "finetune", "evaluate", "export"]
-    want = {"download", "augment", "report"} | {f"{s}-{a}" for s in stages for a in archs}
+    want = ({"download", "augment", "augment_effect-lenet5", "report"}
+            | {f"{s}-{a}" for s in stages for a in archs})
     assert want <= set(runs) and all(runs[n] == "FINISHED" for n in want)
     tags = dict(db.execute("SELECT t.key, t.value FROM tags t JOIN runs r ON t.run_uuid = r.run_uuid"
                            " WHERE r.name = 'finetune-lenet5'").fetchall())

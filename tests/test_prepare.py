@@ -3,13 +3,14 @@ import pytest
 
 from cnnzoo.config import DataConfig
 from cnnzoo.data.fetch import fetch
-from cnnzoo.data.prepare import RawDataset, load_idx_dataset, make_splits, pad_to
+from cnnzoo.data.prepare import fit_images, make_splits, pad_to
+from cnnzoo.data.sources import RawDataset, load_idx
 
 
 def raw_from(idx_dataset, tmp_path) -> RawDataset:
     folder, spec = idx_dataset
-    return load_idx_dataset(spec, fetch(spec, tmp_path / "c", sources=[str(folder)]),
-                            tuple(f"c{i}" for i in range(10)))
+    return load_idx(spec, fetch(spec, tmp_path / "c", sources=[str(folder)]),
+                    tuple(f"c{i}" for i in range(10)))
 
 
 def test_pad_to_32_centres_the_image():
@@ -24,7 +25,8 @@ def test_pad_to_32_centres_the_image():
 def test_splits_are_stratified_disjoint_remapped_and_seeded(idx_dataset, tmp_path):
     raw = raw_from(idx_dataset, tmp_path)
     cfg = DataConfig(labels_per_class=5, val_per_class=3, val_fraction=0.25)
-    s = make_splits(raw, cfg, seed=1)
+    s, (a, b) = make_splits(raw, cfg, seed=1)
+    assert a == [0, 2, 4, 6, 8] and b == [1, 3, 5, 7, 9]
     assert set(s) == {"a_train", "a_val", "b_train", "b_val", "b_test"}
     for _, y in s.values():
         assert set(np.unique(y)) == set(range(5))  # renumbered 0..4 within each task
@@ -32,7 +34,7 @@ def test_splits_are_stratified_disjoint_remapped_and_seeded(idx_dataset, tmp_pat
     assert np.bincount(s["b_val"][1]).tolist() == [3] * 5
     assert len(s["a_val"][1]) == 5 * 10 and len(s["a_train"][1]) == 5 * 30
     assert s["b_test"][1].size == 50 and s["a_train"][0].shape[1:] == (32, 32, 1)
-    again = make_splits(raw, cfg, seed=1)
+    again, _ = make_splits(raw, cfg, seed=1)
     np.testing.assert_array_equal(again["b_train"][0], s["b_train"][0])
     # B's few-shot training images and its validation images never overlap.
     tr = {a.tobytes() for a in s["b_train"][0]}
@@ -41,5 +43,27 @@ def test_splits_are_stratified_disjoint_remapped_and_seeded(idx_dataset, tmp_pat
 
 def test_too_few_images_for_the_few_shot_task(idx_dataset, tmp_path):
     raw = raw_from(idx_dataset, tmp_path)
-    with pytest.raises(ValueError, match="fewer than labels_per_class"):
+    with pytest.raises(ValueError, match="fewer training images than labels_per_class"):
         make_splits(raw, DataConfig(labels_per_class=30, val_per_class=20), seed=0)
+    with pytest.raises(ValueError, match=r"task_b_classes: classes \[12\] are outside 0..9"):
+        make_splits(raw, DataConfig(task_a_classes=[0, 1], task_b_classes=[2, 12]), seed=0)
+
+
+def test_all_classes_in_both_tasks_keeps_images_disjoint(idx_dataset, tmp_path):
+    raw = raw_from(idx_dataset, tmp_path)
+    cfg = DataConfig(task_a_classes="all", task_b_classes="all", labels_per_class=4,
+                     val_per_class=2)
+    s, (a, b) = make_splits(raw, cfg, seed=3)
+    assert a == b == list(range(10))
+    a_imgs = {im.tobytes() for split in ("a_train", "a_val") for im in s[split][0]}
+    b_imgs = {im.tobytes() for split in ("b_train", "b_val") for im in s[split][0]}
+    assert not a_imgs & b_imgs and len(s["b_train"][1]) == 40
+
+
+def test_fit_images_converts_channels_and_resizes():
+    rgb = np.zeros((2, 32, 32, 3), np.uint8)
+    rgb[..., 0] = 255
+    gray = fit_images(rgb, 32, 1, "pad")
+    assert gray.shape == (2, 32, 32, 1) and gray[0, 0, 0, 0] == 76  # 0.299 · 255
+    assert fit_images(gray, 32, 3, "pad").shape == (2, 32, 32, 3)
+    assert fit_images(rgb, 16, None, "resize").shape == (2, 16, 16, 3)

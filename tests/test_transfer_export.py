@@ -57,5 +57,6 @@ def test_augmenter_changes_images_but_keeps_range_and_shape():
     x = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
     y = np.asarray(aug(x, training=True))
     assert y.shape == x.shape and not np.allclose(x, y) and y.min() >= 0 and y.max() <= 1.0001
-    off = AugmentConfig(flip="none", rotation=0, translation=0, zoom=0, brightness=0, contrast=0)
+    off = AugmentConfig(flip="none", rotation=0, translation=0, zoom=0, brightness=0, contrast=0,
+                        erasing=0)
     assert build_augmenter(off, seed=0) is None

@@ -45,6 +45,21 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from cnnzoo import config
+    from cnnzoo.bench import bench_data
+
+    r = bench_data(config.load(args.params), args.prepared, args.augmented, args.batches)
+    print(f"input pipeline : {r['pipeline_images_per_s']:>10,.0f} images/s "
+          f"(augmented shards + mixing, batch {r['batch_size']})")
+    print(f"training step  : {r['train_step_images_per_s']:>10,.0f} images/s ({r['model']}, "
+          "the zoo's fastest model)")
+    ok = r["ratio"] >= r["target_ratio"]
+    print(f"ratio          : {r['ratio']:>10.1f}x  (target >= {r['target_ratio']:.0f}x: "
+          f"{'met' if ok else 'NOT met'})")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     logs.setup("WARNING")
     parser = argparse.ArgumentParser(prog="cnnzoo", description=__doc__)
@@ -59,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="validate a params file")
     c.add_argument("params", nargs="?", default="params.yaml")
     c.set_defaults(func=_check)
+    b = sub.add_parser("bench", help="benchmarks (data: input pipeline vs training step)")
+    b.add_argument("what", choices=["data"])
+    b.add_argument("--params", default="params.yaml")
+    b.add_argument("--prepared", default="data/prepared")
+    b.add_argument("--augmented", default="data/augment")
+    b.add_argument("--batches", type=int, default=50)
+    b.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

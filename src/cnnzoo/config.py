@@ -48,11 +48,24 @@ class BaseConfig(_Section):
         return archs
 
 
+SOURCES = ("fashion_mnist", "mnist", "cifar10", "cifar100", "folder")
+ClassSelector = Literal["even", "odd", "all"] | list[int]
+
+
 class DataConfig(_Section):
-    source: Literal["fashion_mnist"] = "fashion_mnist"
-    image_size: int = Field(32, ge=28, le=256)
-    task_a_classes: list[int] = Field(default=[0, 2, 4, 6, 8], min_length=2)
-    task_b_classes: list[int] = Field(default=[1, 3, 5, 7, 9], min_length=2)
+    # fashion_mnist | mnist | cifar10 | cifar100 | folder (needs `path`) | tfds:<name>
+    source: str = "fashion_mnist"
+    path: str | None = None
+    image_size: int = Field(32, ge=8, le=512)
+    channels: Literal[1, 3] | None = None  # None: the source's own (1 for *MNIST, 3 otherwise)
+    # How images of another size reach image_size: "pad" zero-pads smaller ones (LeNet-5's
+    # 28 -> 32), "resize" rescales bilinearly. Folder images are always resized.
+    fit: Literal["pad", "resize"] = "pad"
+    # Classes of each task: a list of class indices, or even / odd / all class indices.
+    # Task B's few-shot images are always distinct from task A's, so "all" may serve both.
+    task_a_classes: ClassSelector = "even"
+    task_b_classes: ClassSelector = "odd"
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # for sources without a test split (folder)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     labels_per_class: int = Field(100, ge=1)
     val_per_class: int = Field(100, ge=1)
@@ -60,24 +73,47 @@ class DataConfig(_Section):
     max_train_a: int = Field(0, ge=0)
     max_test: int = Field(0, ge=0)
 
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        if source not in SOURCES and not (source.startswith("tfds:") and len(source) > 5):
+            raise ValueError(f"unknown source {source!r}; known: {', '.join(SOURCES)}, tfds:<name>")
+        return source
+
     @model_validator(mode="after")
-    def _disjoint_tasks(self) -> DataConfig:
-        overlap = set(self.task_a_classes) & set(self.task_b_classes)
-        if overlap:
-            raise ValueError(f"task_a_classes and task_b_classes overlap on {sorted(overlap)}")
+    def _consistent(self) -> DataConfig:
+        if self.source == "folder" and not self.path:
+            raise ValueError("data.source 'folder' needs data.path (one sub-folder per class)")
+        a, b = self.task_a_classes, self.task_b_classes
+        if isinstance(a, list) and isinstance(b, list) and set(a) & set(b):
+            raise ValueError(f"task_a_classes and task_b_classes overlap on "
+                             f"{sorted(set(a) & set(b))} (use 'all' to share every class)")
         return self
 
 
 class AugmentConfig(_Section):
-    """Factors follow Keras' preprocessing layers (rotation in fractions of a full turn)."""
+    """Factors follow Keras' preprocessing layers (rotation in fractions of a full turn); 0 turns
+    an augmentation off."""
 
     flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
     rotation: float = Field(0.05, ge=0, le=0.5)
     translation: float = Field(0.1, ge=0, le=0.5)
     zoom: float = Field(0.1, ge=0, lt=1)
+    crop_padding: int = Field(0, ge=0, le=16)  # pad-and-crop: pixels of zero padding
     brightness: float = Field(0.1, ge=0, le=1)
     contrast: float = Field(0.1, ge=0, le=1)
+    color_jitter: float = Field(0.0, ge=0, le=0.5)  # saturation and hue (colour images only)
+    erasing: float = Field(0.0, ge=0, le=1)  # probability of erasing a random rectangle
+    rand_augment_ops: int = Field(0, ge=0, le=6)  # RandAugment's N (0 = off)
+    rand_augment_magnitude: float = Field(0.3, ge=0, le=1)
+    # Batch-level mixing during training (Beta(α, α)); when both are on, each batch uses one.
+    mixup_alpha: float = Field(0.0, ge=0)
+    cutmix_alpha: float = Field(0.0, ge=0)
+    copies: int = Field(2, ge=0, le=100)  # augmented variants of each training set on disk
     preview_samples: int = Field(16, ge=1, le=64)
+    # The report's augmentation column: this architecture trained on task B with and without it.
+    effect_arch: str = "lenet5"
+    effect_epochs: int = Field(15, ge=1)
 
 
 class TrainConfig(_Section):
@@ -114,8 +150,11 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _model_hparams(self) -> Params:
-        from cnnzoo.models import model_hparams
+        from cnnzoo.models import list_models, model_hparams
 
+        if self.augment.effect_arch not in list_models():
+            raise ValueError(f"augment.effect_arch: unknown architecture "
+                             f"{self.augment.effect_arch!r}; known: {', '.join(list_models())}")
         for arch, hp in self.models.items():
             allowed = model_hparams(arch)  # raises ValueError for an unknown name
             bad = sorted(set(hp) - allowed)

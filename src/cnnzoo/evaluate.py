@@ -31,8 +31,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
 
 
 def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    logits = model.predict(make_dataset(x, np.zeros(len(x), np.int32), batch_size=batch_size)
-                           .map(lambda a, _: a), verbose=0)
+    images = make_dataset(x, np.zeros(len(x), np.int32), batch_size=batch_size).map(lambda a, _: a)
+    logits = model.predict(images, verbose=0)
     return np.argmax(logits, axis=-1)
 
 

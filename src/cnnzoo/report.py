@@ -19,10 +19,13 @@ COLUMNS = (
     ("acc_fp32", "acc fp32"),
     ("acc_int8", "acc int8"),
     ("int8_latency_ms", "int8 latency (ms)"),
+    ("augmentation", "augmentation (acc with / without)"),
 )
 
 
-def collect(archs: list[str], evaluate_dir: Path, export_dir: Path) -> list[dict]:
+def collect(archs: list[str], evaluate_dir: Path, export_dir: Path,
+            effect_path: Path | None = None) -> list[dict]:
+    effect = read_json(effect_path) if effect_path and effect_path.is_file() else None
     rows = []
     for arch in archs:
         ev = read_json(evaluate_dir / f"{arch}.json")
@@ -38,6 +41,8 @@ def collect(archs: list[str], evaluate_dir: Path, export_dir: Path) -> list[dict
             "acc_fp32": round(ex["float32"]["accuracy"], 4),
             "acc_int8": round(ex["int8"]["accuracy"], 4),
             "int8_latency_ms": round(ex["int8"]["latency_ms"], 3),
+            "augmentation": (f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}"
+                             if effect and effect["arch"] == arch else ""),
         })
     return rows
 

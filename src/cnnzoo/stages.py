@@ -43,33 +43,64 @@ def download(params: Params, *, out: str, cache: str) -> None:
         run.log_metrics({f"n_{k}": v for k, v in meta["counts"].items()})
 
 
-def augment(params: Params, *, prepared: str, policy: str, preview: str) -> None:
-    from cnnzoo.augment import build_augmenter
-    from cnnzoo.data.datasets import load_split, to_float
+def augment(params: Params, *, prepared: str, out: str, preview: str) -> None:
+    """Resolve the policy, write the augmented training shards, render the preview grid."""
+    from cnnzoo.augment import batch_mixer, build_augmenter, write_shards
+    from cnnzoo.data.datasets import load_meta, load_split, to_float
     from cnnzoo.viz import augmentation_grid
 
     cfg, seed = params.augment, params.base.seed
-    x, _ = load_split(prepared, "a_train")
-    originals = to_float(x[: cfg.preview_samples]).numpy()
-    augmenter = build_augmenter(cfg, seed)
-    variants = [augmenter(originals, training=True).numpy() for _ in range(3)] if augmenter else []
+    shape = tuple(load_meta(prepared)["image_shape"])
     with stage_run("augment", None, experiment=params.base.experiment,
                    params={"augment": cfg.model_dump()}) as run:
-        write_json(policy, {**cfg.model_dump(), "seed": seed})
-        augmentation_grid(originals, variants, preview,
-                          title="augmentation preview (top: originals)")
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            write_json(tmp / "policy.json", {**cfg.model_dump(), "seed": seed})
+            for split in ("a_train", "b_train"):
+                write_shards(*load_split(prepared, split), cfg, seed, tmp, split)
+        x, y = load_split(prepared, "a_train")
+        originals = to_float(x[: cfg.preview_samples]).numpy()
+        augmenter = build_augmenter(cfg, seed, shape)
+        rows = [augmenter(originals, training=True).numpy() for _ in range(3)] if augmenter else []
+        mixer = batch_mixer(cfg)
+        if mixer is not None:
+            onehot = np.eye(int(y.max()) + 1, dtype=np.float32)[y[: cfg.preview_samples]]
+            rows.append(mixer(originals, onehot, np.array([seed, 0]))[0].numpy())
+        augmentation_grid(originals, rows, preview, title="augmentation preview (top: originals"
+                          + (", bottom: mixup/CutMix)" if mixer is not None else ")"))
         run.log_artifact(preview)
-    log.info("augmentation policy -> %s, preview -> %s", policy, preview)
+    log.info("augmentation: %d cop%s per training set -> %s, preview -> %s", cfg.copies,
+             "y" if cfg.copies == 1 else "ies", out, preview)
 
 
-def train(params: Params, *, stage: str, arch: str, prepared: str, policy: str, out: str,
+def _policy(augmented: str) -> AugmentConfig:
+    raw = read_json(Path(augmented) / "policy.json")
+    return AugmentConfig(**{k: v for k, v in raw.items() if k != "seed"})
+
+
+def training_data(x, y, *, task: str, num_classes: int, cfg, augmented: str, seed: int):
+    """The training stream for task `task`: augmented shards with per-batch mixing when
+    `cfg.augment`, the plain images otherwise. Returns (dataset, steps per epoch or None)."""
+    from cnnzoo.augment import batch_mixer, shard_name
+    from cnnzoo.data.datasets import make_dataset, stream_dataset
+
+    policy = _policy(augmented)
+    mixer = batch_mixer(policy) if cfg.augment else None
+    if cfg.augment and policy.copies:
+        shards = [Path(augmented) / shard_name(f"{task}_train", c) for c in range(policy.copies)]
+        return stream_dataset(shards, x.shape[1:], len(x), batch_size=cfg.batch_size,
+                              num_classes=num_classes, seed=seed, mixer=mixer)
+    return make_dataset(x, y, batch_size=cfg.batch_size, num_classes=num_classes, training=True,
+                        seed=seed, mixer=mixer), None
+
+
+def train(params: Params, *, stage: str, arch: str, prepared: str, augmented: str, out: str,
           metrics: str, history: str, init: str | None = None) -> None:
     """pretrain (task A from scratch), transfer (frozen backbone, new head on B), finetune."""
     import keras
 
     from cnnzoo import train as trainer
     from cnnzoo import transfer
-    from cnnzoo.augment import build_augmenter
     from cnnzoo.data.datasets import load_meta, load_split, make_dataset
     from cnnzoo.evaluate import count_params
     from cnnzoo.models import create_model
@@ -78,33 +109,33 @@ def train(params: Params, *, stage: str, arch: str, prepared: str, policy: str, 
     seed = params.base.seed
     task = "a" if stage == "pretrain" else "b"
     meta = load_meta(prepared)
-    num_classes = len(meta[f"task_{task}"]["classes"])
+    k = len(meta[f"task_{task}"]["classes"])
     (x_tr, y_tr), (x_val, y_val) = (load_split(prepared, f"{task}_{s}") for s in ("train", "val"))
-    augmenter = build_augmenter(AugmentConfig(**{k: v for k, v in read_json(policy).items()
-                                                 if k != "seed"}), seed) if cfg.augment else None
-    train_ds = make_dataset(x_tr, y_tr, batch_size=cfg.batch_size, training=True, seed=seed,
-                            augmenter=augmenter)
-    val_ds = make_dataset(x_val, y_val, batch_size=256)
+    train_ds, steps = training_data(x_tr, y_tr, task=task, num_classes=k, cfg=cfg,
+                                    augmented=augmented, seed=seed)
+    val_ds = make_dataset(x_val, y_val, batch_size=256, num_classes=k)
 
     def build() -> keras.Model:
         if stage == "pretrain":
-            return create_model(arch, input_shape=tuple(meta["image_shape"]),
-                                num_classes=num_classes, **params.model_kwargs(arch))
+            return create_model(arch, input_shape=tuple(meta["image_shape"]), num_classes=k,
+                                **params.model_kwargs(arch))
         if init is None:
             raise ValueError(f"{stage} needs --init (the previous stage's model)")
         previous = keras.models.load_model(init)  # safe_mode stays on: no Lambda layers
         if stage == "transfer":
-            return transfer.with_new_head(previous, num_classes)
+            return transfer.with_new_head(previous, k)
         return transfer.unfreeze(previous, cfg.unfreeze)
 
     tracked = {stage: cfg.model_dump(), "model": params.model_kwargs(arch), "seed": seed,
                "train_images": len(x_tr), "base": params.base.model_dump()}
     with stage_run(stage, arch, experiment=params.base.experiment, params=tracked) as run:
+        # Only a network trained from scratch needs its BatchNorm statistics re-estimated: in
+        # transfer and finetune the backbone runs with training=False (see transfer.py).
+        calibration = make_dataset(x_tr, y_tr, batch_size=cfg.batch_size, num_classes=k,
+                                   training=True, seed=seed) if stage == "pretrain" else None
         model = trainer.fit(build, train_ds, val_ds, cfg, params.base, history_csv=history,
-                            backup_dir=BACKUP_ROOT / f"{stage}-{arch}",
-                            calibration_ds=make_dataset(x_tr, y_tr, batch_size=cfg.batch_size,
-                                                        training=True, seed=seed),
-                            callbacks=[run.epoch_callback()])
+                            backup_dir=BACKUP_ROOT / f"{stage}-{arch}", steps_per_epoch=steps,
+                            calibration_ds=calibration, callbacks=[run.epoch_callback()])
         val_loss, val_acc = model.evaluate(val_ds, verbose=0)
         trainer.save_model(model, out)
         result = {"val_accuracy": float(val_acc), "val_loss": float(val_loss),
@@ -115,6 +146,46 @@ def train(params: Params, *, stage: str, arch: str, prepared: str, policy: str, 
         registered = f"cnnzoo-{arch}" if stage == "finetune" else None
         run.log_keras_model(model, make_sample(x_val), registered_name=registered)
     log.info("%s %s: val_accuracy=%.4f -> %s", stage, arch, val_acc, out)
+
+
+def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: str,
+                   plots: str) -> None:
+    """Train `augment.effect_arch` on task B from scratch with and without augmentation (same
+    seed, same epochs) and record both test accuracies: the measured effect of the policy."""
+    from cnnzoo import train as trainer
+    from cnnzoo.data.datasets import load_meta, load_split, make_dataset
+    from cnnzoo.evaluate import classification_metrics, predict_classes
+    from cnnzoo.models import create_model
+
+    arch, seed = params.augment.effect_arch, params.base.seed
+    meta = load_meta(prepared)
+    k, names = len(meta["task_b"]["classes"]), meta["task_b"]["names"]
+    (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = (load_split(prepared, f"b_{s}")
+                                                   for s in ("train", "val", "test"))
+    val_ds = make_dataset(x_val, y_val, batch_size=256, num_classes=k)
+    result = {"arch": arch, "epochs": params.augment.effect_epochs, "train_images": len(x_tr)}
+    with stage_run("augment_effect", arch, experiment=params.base.experiment,
+                   params={"augment": params.augment.model_dump()}) as run:
+        for variant in ("with", "without"):
+            cfg = params.transfer.model_copy(update={
+                "epochs": params.augment.effect_epochs, "augment": variant == "with",
+                "learning_rate": params.pretrain.learning_rate})
+            train_ds, steps = training_data(x_tr, y_tr, task="b", num_classes=k, cfg=cfg,
+                                            augmented=augmented, seed=seed)
+            model = trainer.fit(
+                lambda: create_model(arch, input_shape=tuple(meta["image_shape"]), num_classes=k,
+                                     **params.model_kwargs(arch)),
+                train_ds, val_ds, cfg, params.base, history_csv=Path(plots) / f"{variant}.csv",
+                backup_dir=BACKUP_ROOT / f"augment_effect-{variant}", steps_per_epoch=steps,
+                calibration_ds=make_dataset(x_tr, y_tr, batch_size=cfg.batch_size, num_classes=k,
+                                            training=True, seed=seed))
+            acc = classification_metrics(y_te, predict_classes(model, x_te), names)[0]["accuracy"]
+            result[f"accuracy_{variant}"] = acc
+        result["delta"] = result["accuracy_with"] - result["accuracy_without"]
+        write_json(metrics, result)
+        run.log_metrics({k_: v for k_, v in result.items() if isinstance(v, float)})
+    log.info("augmentation effect on %s (task B test): %.4f with vs %.4f without (%+.4f)", arch,
+             result["accuracy_with"], result["accuracy_without"], result["delta"])
 
 
 def make_sample(x: np.ndarray, n: int = 4) -> np.ndarray:
@@ -199,7 +270,8 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str,
 def report(params: Params, *, metrics_dir: str, md: str, csv: str) -> None:
     from cnnzoo.report import collect, write_report
 
-    rows = collect(params.base.archs, Path(metrics_dir), Path(metrics_dir) / "export")
+    rows = collect(params.base.archs, Path(metrics_dir), Path(metrics_dir) / "export",
+                   Path(metrics_dir) / "augment_effect.json")
     write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)")
     with stage_run("report", None, experiment=params.base.experiment,
                    params={"archs": params.base.archs}) as run:

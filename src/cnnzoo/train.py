@@ -73,9 +73,10 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, batches:
 
 def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
         cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
-        calibration_ds: tf.data.Dataset | None = None,
+        calibration_ds: tf.data.Dataset | None = None, steps_per_epoch: int | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
-    """Build (inside the strategy scope), compile and train a classifier that outputs logits.
+    """Build (inside the strategy scope), compile and train a classifier that outputs logits,
+    on one-hot (possibly mixed) labels. `steps_per_epoch` is needed for endless streams.
 
     A killed run resumes from `backup_dir` (BackupAndRestore) on the next call; the per-epoch
     history lands atomically in `history_csv` when training completes. BatchNorm statistics are
@@ -86,8 +87,8 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
         model = build()
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=base.jit_compile,
         )
     backup_dir = Path(backup_dir)
@@ -105,7 +106,7 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
              cfg.learning_rate, f"{n_train:,}")
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, shuffle=False,
-              verbose=1 if sys.stdout.isatty() else 2)
+              steps_per_epoch=steps_per_epoch, verbose=1 if sys.stdout.isatty() else 2)
     if calibration_ds is not None:
         n = recalibrate_batchnorm(model, calibration_ds, cfg.bn_recalibration_batches)
         if n:

@@ -1,16 +1,20 @@
-"""Prepared splits -> tf.data pipelines (parallel map, cache, shuffle, prefetch)."""
+"""Prepared splits and augmented shards -> tf.data pipelines (parallel map, cache, shuffle,
+prefetch). Labels are one-hot when `num_classes` is given, so mixup/CutMix's soft labels and
+plain ones share one loss."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from cnnzoo.files import read_json
 
 AUTOTUNE = tf.data.AUTOTUNE
+Mixer = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
 class MissingDataError(FileNotFoundError):
@@ -37,15 +41,44 @@ def to_float(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(x, tf.float32) / 255.0
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, training: bool = False,
-                 seed: int = 0, augmenter: keras.Layer | None = None) -> tf.data.Dataset:
-    """Batched (image, label) pipeline. Training pipelines shuffle every epoch (Keras ignores
-    `shuffle=True` for tf.data input) and apply `augmenter` per batch, after the cache."""
+def _encode(num_classes: int | None):
+    def fn(x, y):
+        y = tf.one_hot(tf.cast(y, tf.int32), num_classes) if num_classes else y
+        return to_float(x), y
+    return fn
+
+
+def _mix(ds: tf.data.Dataset, seed: int, mixer: Mixer | None) -> tf.data.Dataset:
+    """Apply `mixer` to each batch with a stateless seed from a seeded stream (reproducible)."""
+    if mixer is not None:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(lambda b, s: mixer(b[0], b[1], s),
+                                                num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, num_classes: int | None = None,
+                 training: bool = False, seed: int = 0, mixer: Mixer | None = None) -> tf.data.Dataset:
+    """In-memory split. Training pipelines reshuffle every epoch (Keras ignores `shuffle=True`
+    for tf.data input) and apply `mixer` per batch."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.map(lambda a, b: (to_float(a), b), num_parallel_calls=AUTOTUNE).cache()
+    ds = ds.map(_encode(num_classes), num_parallel_calls=AUTOTUNE).cache()
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if training and augmenter is not None:
-        ds = ds.map(lambda a, b: (augmenter(a, training=True), b), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return _mix(ds.batch(batch_size), seed, mixer if training else None)
+
+
+def stream_dataset(shards: list[Path], image_shape: tuple[int, ...], n: int, *, batch_size: int,
+                   num_classes: int, seed: int,
+                   mixer: Mixer | None = None) -> tuple[tf.data.Dataset, int]:
+    """Endless stream over augmented copies stored as TFRecord shards (read in order, shuffled
+    within a copy's worth of images), so epoch e mostly sees copy e. Serialized records are
+    shuffled and batched first, then parsed a whole batch at a time (much faster than per
+    record). Returns the dataset and steps per epoch."""
+    from cnnzoo.augment import parse_records
+
+    encode = _encode(num_classes)
+    ds = tf.data.TFRecordDataset([str(p) for p in shards]).shuffle(n, seed=seed).repeat()
+    ds = ds.batch(batch_size).map(lambda r: encode(*parse_records(r, image_shape)),
+                                  num_parallel_calls=AUTOTUNE)
+    return _mix(ds, seed, mixer), math.ceil(n / batch_size)

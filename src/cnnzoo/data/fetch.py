@@ -1,8 +1,10 @@
 """Find, download and verify dataset files.
 
 Sources are tried in order: `$CNNZOO_DATA_MIRROR` (a folder or an http(s)/file URL), the Debian
-package folder, then the canonical URLs. Each file is verified against the SHA-256 of its
-*decompressed* payload (gzip wrappers differ between mirrors) and written atomically.
+package folder, then the canonical URLs. A file is verified against the SHA-256 of its
+*decompressed* payload where that is published (gzip wrappers differ between mirrors), otherwise
+against the MD5 its authors publish for the archive as downloaded (MNIST's .gz files, the CIFAR
+tarballs), and written atomically.
 """
 
 from __future__ import annotations
@@ -29,9 +31,19 @@ OFFLINE_ENV = "CNNZOO_OFFLINE"  # set to 1 to never try the canonical URLs (test
 
 @dataclass(frozen=True)
 class DataFile:
-    name: str  # decompressed file name, e.g. "train-images-idx3-ubyte"
-    sha256: str
+    """One file of a dataset. `name` and `size` describe the stored payload (decompressed when
+    `decompress`); at least one of `sha256` (of that payload) and `archive_md5` (of the bytes as
+    published, e.g. the .gz) must be given."""
+
+    name: str  # stored file name, e.g. "train-images-idx3-ubyte"
+    sha256: str | None
     size: int
+    archive_md5: str | None = None
+    decompress: bool = True  # gunzip what is downloaded (IDX); False keeps tarballs as they are
+
+    @property
+    def remote_names(self) -> tuple[str, ...]:
+        return (self.name + ".gz", self.name) if self.decompress else (self.name,)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,34 @@ FASHION_MNIST = DatasetSpec(
     package="dataset-fashion-mnist",
 )
 
+# MNIST's authors publish the .gz files; their MD5s are the reference (no payload SHA-256 is).
+MNIST = DatasetSpec(
+    name="mnist",
+    files=(
+        DataFile("train-images-idx3-ubyte", None, 47040016, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        DataFile("train-labels-idx1-ubyte", None, 60008, "d53e105ee54ea40749a09fcbcd1e9432"),
+        DataFile("t10k-images-idx3-ubyte", None, 7840016, "9fb629c4189551a2d022fa330f9573f3"),
+        DataFile("t10k-labels-idx1-ubyte", None, 10008, "ec29112dd5afa0611ce80d1b7f02629c"),
+    ),
+    urls=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+          "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+)
+
+# The *binary* CIFAR versions: fixed-size records, nothing to unpickle.
+CIFAR10 = DatasetSpec(
+    name="cifar10",
+    files=(DataFile("cifar-10-binary.tar.gz",
+                    "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd", 170052171,
+                    "c32a1d4ab5d03f1284b67883e8d87530", decompress=False),),
+    urls=("https://www.cs.toronto.edu/~kriz/",),
+)
+CIFAR100 = DatasetSpec(
+    name="cifar100",
+    files=(DataFile("cifar-100-binary.tar.gz", None, 168513733,
+                    "03b5dce01913d631647c71ecec9e9cb8", decompress=False),),
+    urls=("https://www.cs.toronto.edu/~kriz/",),
+)
+
 
 class DataUnavailableError(RuntimeError):
     """No source could provide a verified copy of a file."""
@@ -91,8 +131,8 @@ def _how_to_get(spec: DatasetSpec) -> str:
     return "Ways to provide it:\n" + "\n".join(ways)
 
 
-def _decompress(raw: bytes) -> bytes:
-    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+def _is_gzip(raw: bytes) -> bool:
+    return raw[:2] == b"\x1f\x8b"
 
 
 def _download(url: str) -> bytes:
@@ -108,33 +148,55 @@ def _download(url: str) -> bytes:
         return buf.read()
 
 
-def _read_from(source: str, name: str) -> bytes:
-    """Read `name` (or `name.gz`) from a folder or URL; FileNotFoundError when absent."""
+def _read_from(source: str, f: DataFile) -> bytes:
+    """Read one of `f.remote_names` from a folder or URL; FileNotFoundError when absent."""
+    shown = f"{f.name}[.gz]" if f.decompress else f.name
     if "://" in source:
         base = source.rstrip("/") + "/"
         last: Exception | None = None
-        for candidate in (name + ".gz", name):
+        for candidate in f.remote_names:
             try:
                 return _download(base + candidate)
             except urllib.error.HTTPError as err:
                 last = err
                 if err.code != 404:
                     break
-        raise FileNotFoundError(f"{base}{name}[.gz]: {last}")
+        raise FileNotFoundError(f"{base}{shown}: {last}")
     folder = Path(source)
-    for candidate in (folder / (name + ".gz"), folder / name):
-        if candidate.is_file():
-            return candidate.read_bytes()
-    raise FileNotFoundError(f"{folder / name}[.gz] does not exist")
+    for candidate in f.remote_names:
+        if (folder / candidate).is_file():
+            return (folder / candidate).read_bytes()
+    raise FileNotFoundError(f"{folder / shown} does not exist")
+
+
+def _mismatch(name: str, origin: str, algo: str, expected: str, got: str, detail: str = ""):
+    return ChecksumError(f"checksum mismatch for {name} from {origin}: expected {algo} "
+                         f"{expected}, got {got}{detail}")
+
+
+def verify_download(raw: bytes, expected: DataFile, origin: str) -> bytes:
+    """Check the bytes as downloaded and return the payload to store."""
+    if expected.archive_md5 and (_is_gzip(raw) or not expected.decompress):
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != expected.archive_md5:
+            raise _mismatch(expected.name, origin, "md5", expected.archive_md5, digest)
+    elif expected.sha256 is None:
+        raise ChecksumError(f"{expected.name} from {origin} is not the published archive and has "
+                            "no payload checksum to verify; provide the .gz file")
+    payload = gzip.decompress(raw) if expected.decompress and _is_gzip(raw) else raw
+    verify(payload, expected, origin)
+    return payload
 
 
 def verify(payload: bytes, expected: DataFile, origin: str) -> None:
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != expected.sha256 or len(payload) != expected.size:
-        raise ChecksumError(
-            f"checksum mismatch for {expected.name} from {origin}: expected sha256 "
-            f"{expected.sha256} ({expected.size} B), got {digest} ({len(payload)} B)"
-        )
+    """Size, and SHA-256 where published, of a stored payload."""
+    if expected.sha256 is not None:
+        digest = hashlib.sha256(payload).hexdigest()
+        if digest != expected.sha256 or len(payload) != expected.size:
+            raise _mismatch(expected.name, origin, "sha256", f"{expected.sha256} ({expected.size} B)",
+                            f"{digest} ({len(payload)} B)")
+    elif len(payload) != expected.size:
+        raise _mismatch(expected.name, origin, "size", f"{expected.size} B", f"{len(payload)} B")
 
 
 def fetch(spec: DatasetSpec, dest: str | Path, sources: list[str] | None = None) -> Path:
@@ -156,8 +218,7 @@ def fetch(spec: DatasetSpec, dest: str | Path, sources: list[str] | None = None)
         attempts = []
         for source in sources:
             try:
-                payload = _decompress(_read_from(source, f.name))
-                verify(payload, f, source)
+                payload = verify_download(_read_from(source, f), f, source)
             except (OSError, EOFError, ChecksumError, urllib.error.URLError) as err:
                 attempts.append(f"  - {source}: {err}")
                 continue

@@ -1,0 +1,13 @@
+"""DVC stage `augment_effect`: one architecture trained on task B with and without augmentation."""
+
+import argparse
+
+from cnnzoo.stages import augment_effect, run_stage
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument("--params", default="params.yaml")
+p.add_argument("--prepared", required=True)
+p.add_argument("--augmented", required=True)
+p.add_argument("--metrics", required=True)
+p.add_argument("--plots", required=True, help="folder for the two training histories")
+run_stage(augment_effect, **vars(p.parse_args()))

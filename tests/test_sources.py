@@ -1,0 +1,120 @@
+"""Every data source on generated files: CIFAR binary records and tarballs (unsafe members
+refused), MNIST's archive MD5, image folders with corrupt and non-image files."""
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnzoo.data.fetch import DataFile, DatasetSpec, DataUnavailableError, fetch
+from cnnzoo.data.idx import to_idx
+from cnnzoo.data.sources import UnsafeArchiveError, load_folder, read_cifar_records, safe_extract
+
+
+def cifar_bytes(n: int, label_bytes: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    rec = [np.concatenate([np.full(label_bytes - 1, 7, np.uint8), labels[i:i + 1],
+                           images[i].transpose(2, 0, 1).ravel()]) for i in range(n)]
+    return np.concatenate(rec).tobytes(), images, labels
+
+
+@pytest.mark.parametrize("label_bytes", [1, 2])  # CIFAR-10; CIFAR-100 (coarse, fine)
+def test_cifar_binary_records(tmp_path, label_bytes):
+    raw, images, labels = cifar_bytes(12, label_bytes)
+    (tmp_path / "b.bin").write_bytes(raw)
+    x, y = read_cifar_records(tmp_path / "b.bin", label_bytes)
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, labels)
+    (tmp_path / "bad.bin").write_bytes(raw[:-5])
+    with pytest.raises(ValueError, match="not a whole number"):
+        read_cifar_records(tmp_path / "bad.bin", label_bytes)
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_safe_extract_accepts_plain_and_refuses_escapes(tmp_path):
+    good = tmp_path / "good.tar.gz"
+    _tar(good, [("cifar-10-batches-bin/test_batch.bin", b"x" * 10)])
+    out = safe_extract(good, tmp_path / "out")
+    assert (out / "cifar-10-batches-bin/test_batch.bin").read_bytes() == b"x" * 10
+    for bad_name in ("../evil.bin", "/etc/evil.bin", "a/../../evil.bin"):
+        bad = tmp_path / "bad.tar.gz"
+        _tar(bad, [("ok.bin", b"1"), (bad_name, b"2")])
+        with pytest.raises(UnsafeArchiveError, match="refusing member"):
+            safe_extract(bad, tmp_path / "out2")
+        assert not (tmp_path / "out2").exists() and not (tmp_path / "evil.bin").exists()
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as tar:
+        info = tarfile.TarInfo("data.bin")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(UnsafeArchiveError, match="link"):
+        safe_extract(link, tmp_path / "out3")
+
+
+def test_archive_md5_is_checked_like_mnist(tmp_path, http_server):
+    payload = to_idx(np.arange(12, dtype=np.uint8).reshape(3, 4))
+    gz = gzip.compress(payload)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "x-idx1-ubyte.gz").write_bytes(gz)
+    good = DataFile("x-idx1-ubyte", None, len(payload), hashlib.md5(gz).hexdigest())
+    spec = DatasetSpec("t", (good,), urls=())
+    out = fetch(spec, tmp_path / "cache", sources=[http_server(served)])
+    assert (out / "x-idx1-ubyte").read_bytes() == payload
+    wrong = DatasetSpec("t", (DataFile("x-idx1-ubyte", None, len(payload), "0" * 32),), urls=())
+    with pytest.raises(DataUnavailableError, match="expected md5 0{32}"):
+        fetch(wrong, tmp_path / "cache2", sources=[str(served)])
+
+
+def _image(path, color, mode="RGB", fmt=None):
+    Image.new(mode, (20, 24), color).save(path, format=fmt)
+
+
+def test_folder_source_skips_bad_files_and_reports_why(tmp_path):
+    root = tmp_path / "imgs"
+    for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            _image(root / cls / f"{i}.png", color)
+    _image(root / "cat" / "x.jpg", (250, 10, 10), fmt="JPEG")
+    _image(root / "dog" / "g.gif", (0, 0, 200), mode="P", fmt="GIF")
+    _image(root / "dog" / "b.bmp", (0, 0, 210), fmt="BMP")
+    jpeg = (root / "cat" / "x.jpg").read_bytes()
+    (root / "cat" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "dog" / "notes.txt").write_text("not an image")
+    (root / "empty").mkdir()
+    raw = load_folder(root, 16, 1)
+    assert raw.class_names == ("cat", "dog")
+    assert raw.x_train.shape == (9, 16, 16, 1) and raw.x_test is None
+    assert np.bincount(raw.y_train).tolist() == [4, 5]
+    reasons = {p.rsplit("/", 1)[-1]: why for p, why in raw.skipped}
+    assert set(reasons) == {"truncated.jpg", "notes.txt", "empty"}
+    assert "unreadable image" in reasons["truncated.jpg"]
+    assert "not an image file (.txt)" in reasons["notes.txt"]
+    assert "no usable images" in reasons["empty"]
+    assert load_folder(root, 16, 3).x_train.shape == (9, 16, 16, 3)
+
+
+def test_folder_with_one_usable_class_fails_with_reason(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "only").mkdir(parents=True)
+    _image(root / "only" / "a.png", (1, 2, 3))
+    (root / "broken").mkdir()
+    (root / "broken" / "a.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match="need at least 2 class folders.*found 1 \\(only\\)"):
+        load_folder(root, 16, 1)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        load_folder(tmp_path / "missing", 16, 1)
