@@ -117,3 +117,16 @@ def test_dvc_repro_end_to_end(project):
 
     second = repro(root, env)
     assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
+
+
+def test_bench_data_reports_both_rates(project):
+    """Runs after the end-to-end test (same project). Speed targets are checked by `make bench`,
+    not here: this only checks the benchmark runs and reports."""
+    root, env = project
+    if not (root / "data/augment/policy.json").is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+    out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "bench", "data", "--batches", "3"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode in (0, 1), out.stderr[-2000:]  # 1 = ran, target ratio not met
+    assert "input pipeline" in out.stdout and "training step" in out.stdout
+    assert "lenet5" in out.stdout  # the fastest configured model

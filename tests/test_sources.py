@@ -118,3 +118,55 @@ def test_folder_with_one_usable_class_fails_with_reason(tmp_path):
         load_folder(root, 16, 1)
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         load_folder(tmp_path / "missing", 16, 1)
+
+
+def test_cifar10_source_end_to_end_from_a_mirror(tmp_path, monkeypatch):
+    """fetch (archive checksum) -> safe extraction -> records and class names, via load_source."""
+    from cnnzoo.config import DataConfig
+    from cnnzoo.data import fetch as fetch_mod
+    from cnnzoo.data import sources
+
+    train, images, labels = cifar_bytes(20, 1)
+    test, _, _ = cifar_bytes(10, 1, seed=1)
+    names = [f"class{i}" for i in range(10)]
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    members = [(f"cifar-10-batches-bin/data_batch_{i}.bin", train if i == 1 else b"")
+               for i in range(1, 6)]
+    members += [("cifar-10-batches-bin/test_batch.bin", test),
+                ("cifar-10-batches-bin/batches.meta.txt", "\n".join(names).encode())]
+    _tar(mirror / "cifar-10-binary.tar.gz", members)
+    blob = (mirror / "cifar-10-binary.tar.gz").read_bytes()
+    spec = DatasetSpec("cifar10", (DataFile("cifar-10-binary.tar.gz", hashlib.sha256(blob).hexdigest(),
+                                            len(blob), hashlib.md5(blob).hexdigest(),
+                                            decompress=False),), urls=())
+    monkeypatch.setitem(sources._CIFAR, "cifar10", (spec, *sources._CIFAR["cifar10"][1:]))
+    monkeypatch.setenv(fetch_mod.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(fetch_mod.OFFLINE_ENV, "1")
+    raw = sources.load_source(DataConfig(source="cifar10"), tmp_path / "cache")
+    assert raw.class_names == tuple(names) and raw.x_test.shape == (10, 32, 32, 3)
+    np.testing.assert_array_equal(raw.x_train, images)
+    np.testing.assert_array_equal(raw.y_train, labels)
+
+
+def test_prepare_folder_writes_skipped_report_and_class_names(tmp_path):
+    from cnnzoo.config import DataConfig
+    from cnnzoo.data.prepare import prepare
+
+    root = tmp_path / "imgs"
+    for c, cls in enumerate(("ant", "bee", "cow", "doe")):
+        (root / cls).mkdir(parents=True)
+        for i in range(6):
+            _image(root / cls / f"{i}.png", (40 * c, 10 * i, 0))
+    (root / "bee" / "README.md").write_text("hi")
+    cfg = DataConfig(source="folder", path=str(root), image_size=16, channels=1,
+                     labels_per_class=2, val_per_class=1, test_fraction=0.2)
+    meta = prepare(cfg, seed=0, out_dir=tmp_path / "prepared", cache_dir=tmp_path / "cache")
+    assert meta["task_a"]["names"] == ["ant", "cow"] and meta["task_b"]["names"] == ["bee", "doe"]
+    assert meta["image_shape"] == [16, 16, 1] and meta["skipped"] == 1
+    assert "README.md\tnot an image file (.md)" in (tmp_path / "prepared/skipped.txt").read_text()
+    assert meta["counts"]["b_train"] == 4 and meta["counts"]["b_test"] == 2
+    bad = cfg.model_copy(update={"labels_per_class": 10})
+    with pytest.raises(ValueError, match="fewer training images"):
+        prepare(bad, seed=0, out_dir=tmp_path / "prepared2", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "prepared2").exists()  # nothing partial on failure

@@ -6,6 +6,8 @@ project's expected errors (bad params, missing data, bad checksums) into one cle
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -23,6 +25,13 @@ BACKUP_ROOT = Path(".cache/backup")
 EXPECTED_ERRORS = (config.ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
 
+def backup_dir(name: str, settings: dict) -> Path:
+    """Where BackupAndRestore keeps a killed run's state, keyed by its settings so a resume never
+    restores weights trained under different params."""
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return BACKUP_ROOT / f"{name}-{digest[:12]}"
+
+
 def run_stage(fn: Callable[..., object], **kwargs) -> None:
     """Entry point for stage scripts: logging, params from `params` path, clean failures."""
     logs.setup()
@@ -31,6 +40,7 @@ def run_stage(fn: Callable[..., object], **kwargs) -> None:
         fn(config.load(params_path), **kwargs)
     except EXPECTED_ERRORS as err:
         log.error("%s failed: %s", fn.__name__, err)
+        log.debug("traceback (CNNZOO_LOG_LEVEL=DEBUG)", exc_info=True)
         sys.exit(1)
 
 
@@ -41,6 +51,9 @@ def download(params: Params, *, out: str, cache: str) -> None:
                    params={"data": params.data.model_dump(), "seed": params.base.seed}) as run:
         meta = prepare(params.data, params.base.seed, out, cache)
         run.log_metrics({f"n_{k}": v for k, v in meta["counts"].items()})
+        run.log_metrics({"skipped_files": meta["skipped"]})
+        if meta["skipped"]:
+            run.log_artifact(Path(out) / "skipped.txt")
 
 
 def augment(params: Params, *, prepared: str, out: str, preview: str) -> None:
@@ -62,12 +75,14 @@ def augment(params: Params, *, prepared: str, out: str, preview: str) -> None:
         originals = to_float(x[: cfg.preview_samples]).numpy()
         augmenter = build_augmenter(cfg, seed, shape)
         rows = [augmenter(originals, training=True).numpy() for _ in range(3)] if augmenter else []
+        labels = [f"aug {i}" for i in range(1, len(rows) + 1)]
         mixer = batch_mixer(cfg)
         if mixer is not None:
             onehot = np.eye(int(y.max()) + 1, dtype=np.float32)[y[: cfg.preview_samples]]
             rows.append(mixer(originals, onehot, np.array([seed, 0]))[0].numpy())
-        augmentation_grid(originals, rows, preview, title="augmentation preview (top: originals"
-                          + (", bottom: mixup/CutMix)" if mixer is not None else ")"))
+            labels.append("mixup/CutMix")
+        augmentation_grid(originals, rows, preview, title="augmentation preview",
+                          row_labels=labels)
         run.log_artifact(preview)
     log.info("augmentation: %d cop%s per training set -> %s, preview -> %s", cfg.copies,
              "y" if cfg.copies == 1 else "ies", out, preview)
@@ -134,7 +149,9 @@ def train(params: Params, *, stage: str, arch: str, prepared: str, augmented: st
         calibration = make_dataset(x_tr, y_tr, batch_size=cfg.batch_size, num_classes=k,
                                    training=True, seed=seed) if stage == "pretrain" else None
         model = trainer.fit(build, train_ds, val_ds, cfg, params.base, history_csv=history,
-                            backup_dir=BACKUP_ROOT / f"{stage}-{arch}", steps_per_epoch=steps,
+                            backup_dir=backup_dir(f"{stage}-{arch}", {
+                                **tracked, "init": init and Path(init).stat().st_mtime_ns}),
+                            steps_per_epoch=steps,
                             calibration_ds=calibration, callbacks=[run.epoch_callback()])
         val_loss, val_acc = model.evaluate(val_ds, verbose=0)
         trainer.save_model(model, out)
@@ -176,7 +193,10 @@ def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: st
                 lambda: create_model(arch, input_shape=tuple(meta["image_shape"]), num_classes=k,
                                      **params.model_kwargs(arch)),
                 train_ds, val_ds, cfg, params.base, history_csv=Path(plots) / f"{variant}.csv",
-                backup_dir=BACKUP_ROOT / f"augment_effect-{variant}", steps_per_epoch=steps,
+                backup_dir=backup_dir(f"augment_effect-{variant}",
+                                      {"cfg": cfg.model_dump(), "arch": arch, "seed": seed,
+                                       "model": params.model_kwargs(arch)}),
+                steps_per_epoch=steps,
                 calibration_ds=make_dataset(x_tr, y_tr, batch_size=cfg.batch_size, num_classes=k,
                                             training=True, seed=seed))
             acc = classification_metrics(y_te, predict_classes(model, x_te), names)[0]["accuracy"]

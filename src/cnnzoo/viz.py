@@ -21,8 +21,10 @@ def _save(fig, path: str | Path) -> None:
 
 
 def augmentation_grid(originals: np.ndarray, variants: Sequence[np.ndarray], path: str | Path,
-                      title: str = "augmentation preview") -> None:
+                      title: str = "augmentation preview",
+                      row_labels: Sequence[str] | None = None) -> None:
     """Row 0: originals; each further row: one augmented draw of the same images ([0, 1] floats)."""
+    labels = ["original", *(row_labels or [f"aug {r}" for r in range(1, len(variants) + 1)])]
     rows, cols = 1 + len(variants), len(originals)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95), squeeze=False)
     for r, batch in enumerate([originals, *variants]):
@@ -32,7 +34,7 @@ def augmentation_grid(originals: np.ndarray, variants: Sequence[np.ndarray], pat
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[r][0].set_ylabel("original" if r == 0 else f"aug {r}", fontsize=7)
+        axes[r][0].set_ylabel(labels[r], fontsize=7)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
 
