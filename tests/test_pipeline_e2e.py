@@ -17,7 +17,8 @@ import yaml
 from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV, OFFLINE_ENV
 from tests.conftest import ROOT
 
-PROJECT_FILES = ["dvc.yaml", "pipelines", ".dvc/config", ".dvcignore"]
+# dvc.yaml declares src/ files as dependencies, so the copy needs them (and runs them).
+PROJECT_FILES = ["dvc.yaml", "pipelines", "src", ".dvc/config", ".dvcignore"]
 
 
 def data_source() -> str | None:
@@ -37,9 +38,12 @@ def project(tmp_path_factory):
     for rel in PROJECT_FILES:
         src, dst = ROOT / rel, root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, dst)
     shutil.copy(ROOT / "tests" / "tiny_params.yaml", root / "params.yaml")
-    env = {**os.environ, MIRROR_ENV: source, OFFLINE_ENV: "1",
+    env = {**os.environ, MIRROR_ENV: source, OFFLINE_ENV: "1", "PYTHONPATH": str(root / "src"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)  # exercise the default embedded store
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
