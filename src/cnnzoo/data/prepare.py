@@ -23,7 +23,6 @@ from cnnzoo.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("a_train", "a_val", "b_train", "b_val", "b_test")
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's "L" mode
 
 
