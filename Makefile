@@ -1,17 +1,17 @@
 # The README's commands. `run` and `test` create .venv on first use and reinstall only when
-# pyproject.toml changes.
+# pyproject.toml changes; set-up also installs the embedded dataset when apt can (scripts/).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
 .PHONY: setup run test ui bench lint clean
 
 setup: $(STAMP)
+	@bash scripts/install-dataset.sh
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# `cnnzoo run` = `dvc repro`, then the leaderboard, the wall time and the `make ui` hint (or
+# the failed stage and its cause, last).
 run: setup
-	$(BIN)/dvc repro
-	@echo "Report: reports/leaderboard.md (CSV: reports/leaderboard.csv). Browse runs with: make ui"
+	@$(BIN)/cnnzoo run
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -7,18 +7,40 @@ import gzip
 import hashlib
 import http.server
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from cnnzoo.data.fetch import DataFile, DatasetSpec  # noqa: E402
-from cnnzoo.data.idx import to_idx  # noqa: E402
+from cnnzoo.data.fetch import OFFLINE_ENV, DataFile, DatasetSpec
+from cnnzoo.data.idx import to_idx
 
 ROOT = Path(__file__).resolve().parents[1]
+# dvc.yaml declares src/ files as dependencies, so a project copy needs them (and runs them).
+PROJECT_FILES = ["dvc.yaml", "pipelines", "src", ".dvc/config", ".dvcignore"]
+
+
+def copy_project(root: Path, params: Path = ROOT / "tests" / "tiny_params.yaml"):
+    """A runnable copy of the project in `root` (a git repo, `params` as params.yaml) and the
+    environment to run it with: offline, this interpreter first on PATH, the default store."""
+    for rel in PROJECT_FILES:
+        src, dst = ROOT / rel, root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, dst)
+    shutil.copy(params, root / "params.yaml")
+    env = {**os.environ, OFFLINE_ENV: "1", "PYTHONPATH": str(root / "src"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # exercise the default embedded store
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the stages must quieten TensorFlow themselves
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root, env
 
 
 def make_idx_dataset(folder: Path, n_train: int = 400, n_test: int = 100, classes: int = 10,

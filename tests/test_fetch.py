@@ -55,3 +55,28 @@ def test_default_sources_order(monkeypatch, tmp_path):
     sources = fetch_mod.default_sources(FASHION_MNIST)
     assert sources[0] == str(tmp_path) and sources[1] == FASHION_MNIST.system_dir
     assert sources[2:] == list(FASHION_MNIST.urls)
+
+
+def test_fallback_after_a_corrupt_mirror_warns_with_source_file_and_both_hashes(
+        idx_dataset, tmp_path, http_server, caplog):
+    folder, spec = idx_dataset
+    bad = spec.files[1]
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for f in spec.files:  # the mirror holds every file, one of them corrupt
+        raw = gzip.decompress((folder / f"{f.name}.gz").read_bytes())
+        if f is bad:
+            raw = raw[:-1] + bytes([raw[-1] ^ 0xFF])
+        (mirror / f.name).write_bytes(raw)
+    import hashlib
+    got = hashlib.sha256((mirror / bad.name).read_bytes()).hexdigest()
+    url = http_server(folder)
+    with caplog.at_level("WARNING", logger="cnnzoo.data.fetch"):
+        dest = fetch(spec, tmp_path / "cache", sources=[str(mirror), url])
+    for f in spec.files:  # the good copy came from the later source
+        fetch_mod.verify((dest / f.name).read_bytes(), f, "test")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    line = warnings[0]
+    assert "\n" not in line and str(mirror) in line and bad.name in line
+    assert bad.sha256 in line and got in line

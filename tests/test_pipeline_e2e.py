@@ -5,7 +5,6 @@ Uses the Debian package's files (installed by .ci/run) or $CNNZOO_DATA_MIRROR; n
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,11 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV, OFFLINE_ENV
-from tests.conftest import ROOT
-
-# dvc.yaml declares src/ files as dependencies, so the copy needs them (and runs them).
-PROJECT_FILES = ["dvc.yaml", "pipelines", "src", ".dvc/config", ".dvcignore"]
+from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
+from tests.conftest import copy_project
 
 
 def data_source() -> str | None:
@@ -34,19 +30,8 @@ def project(tmp_path_factory):
     if source is None:
         pytest.skip(f"Fashion-MNIST not available offline: apt-get install {FASHION_MNIST.package}"
                     f" or set {MIRROR_ENV}")
-    root = tmp_path_factory.mktemp("project")
-    for rel in PROJECT_FILES:
-        src, dst = ROOT / rel, root / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, dst)
-    shutil.copy(ROOT / "tests" / "tiny_params.yaml", root / "params.yaml")
-    env = {**os.environ, MIRROR_ENV: source, OFFLINE_ENV: "1", "PYTHONPATH": str(root / "src"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # exercise the default embedded store
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    root, env = copy_project(tmp_path_factory.mktemp("project"))
+    env[MIRROR_ENV] = source
     return root, env
 
 
@@ -69,9 +54,21 @@ def test_bad_architecture_fails_before_any_work(project):
 
 
 def test_dvc_repro_end_to_end(project):
+    """Through `cnnzoo run` (what `make run` calls): the pipeline, then the summary."""
     root, env = project
-    first = repro(root, env)
+    first = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "run"], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=1500)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    summary = first.stdout[first.stdout.index("Leaderboard on the task-B test split"):]
+    summary = summary.splitlines()
+    assert summary[1].split()[:2] == ["arch", "params"]
+    assert [line.split()[0] for line in summary[3:5]] == ["lenet5", "mobilenet_v2"]
+    assert summary[-2].startswith("Pipeline finished in ") and "make ui" in summary[-1]
+    # Quiet logs: no TensorFlow/LiteRT C++ lines (they start with a severity letter and a date).
+    noise = [ln for ln in (first.stdout + first.stderr).splitlines()
+             if ln[:5] in ("I0000", "W0000", "E0000") or "cpu_feature_guard" in ln
+             or ln.startswith(("INFO:tensorflow", "fully_quantize", "INFO: Created"))]
+    assert not noise, noise[:5]
     archs = ["lenet5", "mobilenet_v2"]
     expected = ["data/prepared/meta.json", "data/prepared/skipped.txt", "data/augment/policy.json",
                 "data/augment/a_train-000.tfrecord", "data/augment/b_train-000.tfrecord",

@@ -1,4 +1,4 @@
-"""`cnnzoo` command line: inspect the zoo and the pipeline's config."""
+"""`cnnzoo` command line: run the pipeline, inspect the zoo and the pipeline's config."""
 
 from __future__ import annotations
 
@@ -60,10 +60,24 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
+    from cnnzoo.runner import run_pipeline
+
+    outcome = run_pipeline(args.targets + dvc_args)
+    sys.stdout.flush()
+    print(outcome.summary, file=sys.stdout if outcome.returncode == 0 else sys.stderr)
+    return outcome.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     logs.setup("WARNING")
     parser = argparse.ArgumentParser(prog="cnnzoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="dvc repro, then the leaderboard and the wall time (make run)",
+                       description="Runs `dvc repro` with this environment's python on PATH; "
+                       "other options (e.g. -f, --dry) are passed on to dvc repro.")
+    r.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
+    r.set_defaults(func=_run)
     m = sub.add_parser("models", help="registered models with parameters and MACs per image")
     m.add_argument("names", nargs="*", help="models to show (default: all)")
     m.add_argument("--layers", metavar="MODEL", help="per-layer table of one model")
@@ -81,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--augmented", default="data/augment")
     b.add_argument("--batches", type=int, default=50)
     b.set_defaults(func=_bench)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.func is _run:
+        return _run(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 

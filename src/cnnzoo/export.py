@@ -17,6 +17,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from tqdm import tqdm
 
+from cnnzoo.logs import native_output
+
 log = logging.getLogger(__name__)
 
 VARIANTS = ("float32", "int8")
@@ -32,7 +34,8 @@ def convert(model: keras.Model, variant: str, representative: np.ndarray | None 
         model.export(saved, format="tf_saved_model", input_signature=[spec], verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         _configure(converter, variant, representative)
-        return converter.convert()
+        with native_output(f"TFLite converter ({variant})"):
+            return converter.convert()
 
 
 def _configure(converter: tf.lite.TFLiteConverter, variant: str,
@@ -59,8 +62,9 @@ class LiteModel:
     """A .tflite flatbuffer behind the LiteRT interpreter, taking float images in [0, 1]."""
 
     def __init__(self, content: bytes, num_threads: int = 1):
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        with native_output("LiteRT interpreter"):  # its "Created XNNPACK delegate" line
+            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
         self.inp = self.interpreter.get_input_details()[0]
         self.out = self.interpreter.get_output_details()[0]
 

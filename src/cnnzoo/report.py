@@ -8,18 +8,19 @@ from pathlib import Path
 
 from cnnzoo.files import read_json, write_text
 
+# (key, Markdown/CSV header, short header for the terminal)
 COLUMNS = (
-    ("arch", "architecture"),
-    ("params", "params"),
-    ("macs", "MACs/image"),
-    ("keras_kb", "Keras size (KB)"),
-    ("tflite_fp32_kb", "TFLite fp32 (KB)"),
-    ("tflite_int8_kb", "TFLite int8 (KB)"),
-    ("acc_keras", "acc Keras"),
-    ("acc_fp32", "acc fp32"),
-    ("acc_int8", "acc int8"),
-    ("int8_latency_ms", "int8 latency (ms)"),
-    ("augmentation", "augmentation (acc with / without)"),
+    ("arch", "architecture", "arch"),
+    ("params", "params", "params"),
+    ("macs", "MACs/image", "MACs"),
+    ("keras_kb", "Keras size (KB)", "keras KB"),
+    ("tflite_fp32_kb", "TFLite fp32 (KB)", "fp32 KB"),
+    ("tflite_int8_kb", "TFLite int8 (KB)", "int8 KB"),
+    ("acc_keras", "acc Keras", "acc"),
+    ("acc_fp32", "acc fp32", "acc fp32"),
+    ("acc_int8", "acc int8", "acc int8"),
+    ("int8_latency_ms", "int8 latency (ms)", "int8 ms"),
+    ("augmentation", "augmentation (acc with / without)", "aug with/without"),
 )
 
 
@@ -47,17 +48,34 @@ def collect(archs: list[str], evaluate_dir: Path, export_dir: Path,
     return rows
 
 
+def _cell(key: str, value) -> str:
+    if key in ("params", "macs") and str(value).isdigit():
+        return f"{int(value):,}"
+    return str(value)
+
+
 def to_markdown(rows: list[dict], title: str) -> str:
-    head = "| " + " | ".join(label for _, label in COLUMNS) + " |"
+    head = "| " + " | ".join(label for _, label, _ in COLUMNS) + " |"
     rule = "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"
-    body = ["| " + " | ".join(f"{r[k]:,}" if k in ("params", "macs") else str(r[k]) for k, _ in COLUMNS)
-            + " |" for r in rows]
+    body = ["| " + " | ".join(_cell(k, r[k]) for k, *_ in COLUMNS) + " |" for r in rows]
     return "\n".join([f"# {title}", "", head, rule, *body, ""])
+
+
+def to_text(rows: list[dict]) -> str:
+    """An aligned plain-text table for the terminal (rows as collected, or read back from CSV)."""
+    cells = [[short for *_, short in COLUMNS]]
+    cells += [[_cell(k, r.get(k, "")) for k, *_ in COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[k for k, *_ in COLUMNS], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()

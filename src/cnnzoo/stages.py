@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo import config, logs
+from cnnzoo import config, logs, runner
 from cnnzoo.config import AugmentConfig, Params
 from cnnzoo.files import atomic_path, read_json, write_json
 from cnnzoo.tracking import stage_run
@@ -33,15 +33,26 @@ def backup_dir(name: str, settings: dict) -> Path:
 
 
 def run_stage(fn: Callable[..., object], **kwargs) -> None:
-    """Entry point for stage scripts: logging, params from `params` path, clean failures."""
+    """Entry point for stage scripts: logging, params from `params` path, clean failures.
+
+    The stage is named as DVC names it (`pretrain@lenet5`), here and to `cnnzoo run`, which
+    repeats the failed stage and its cause as the last line of the pipeline's output.
+    """
     logs.setup()
     params_path = kwargs.pop("params", config.DEFAULT_PARAMS)
+    name = kwargs.get("stage", fn.__name__) + (f"@{kwargs['arch']}" if kwargs.get("arch") else "")
+    runner.stage_started(name)
     try:
         fn(config.load(params_path), **kwargs)
     except EXPECTED_ERRORS as err:
-        log.error("%s failed: %s", fn.__name__, err)
+        runner.stage_failed(name, err)
+        log.error("%s failed: %s", name, err)
         log.debug("traceback (CNNZOO_LOG_LEVEL=DEBUG)", exc_info=True)
         sys.exit(1)
+    except Exception as err:  # a bug: keep the traceback, but still say which stage
+        runner.stage_failed(name, err)
+        raise
+    runner.stage_succeeded()
 
 
 def download(params: Params, *, out: str, cache: str) -> None:

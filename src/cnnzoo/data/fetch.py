@@ -16,6 +16,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +220,13 @@ def fetch(spec: DatasetSpec, dest: str | Path, sources: list[str] | None = None)
         for source in sources:
             try:
                 payload = verify_download(_read_from(source, f), f, source)
-            except (OSError, EOFError, ChecksumError, urllib.error.URLError) as err:
+            except ChecksumError as err:
+                # A corrupt or wrong copy is worth a warning even when a later source works.
+                log.warning("%s; trying the next source", err)
+                attempts.append(f"  - {source}: {err}")
+                continue
+            except (OSError, EOFError, zlib.error, urllib.error.URLError) as err:
+                log.debug("%s: %s not available from %s: %s", spec.name, f.name, source, err)
                 attempts.append(f"  - {source}: {err}")
                 continue
             with atomic_path(target) as tmp:

@@ -1,0 +1,117 @@
+"""`cnnzoo run` (what `make run` calls): `dvc repro`, then the results where the user looks.
+
+On success it prints the leaderboard itself, the pipeline's wall time and how to browse the runs.
+On failure its last line names the stage that failed and the one-line cause, so nobody has to
+scroll back through TensorFlow's output to find it. Stages report to it through a small JSON file
+whose path travels in `$CNNZOO_FAILURE_FILE` (DVC passes the environment on to stage commands):
+a stage writes its name when it starts, removes the file when it succeeds and adds the cause
+when it fails; a file left without a cause means the process died without a Python error.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cnnzoo.files import read_json, write_json
+
+FAILURE_ENV = "CNNZOO_FAILURE_FILE"
+
+
+def stage_started(stage: str) -> None:
+    if path := os.environ.get(FAILURE_ENV):
+        write_json(path, {"stage": stage})
+
+
+def stage_succeeded() -> None:
+    if path := os.environ.get(FAILURE_ENV):
+        Path(path).unlink(missing_ok=True)
+
+
+def stage_failed(stage: str, err: BaseException) -> None:
+    if path := os.environ.get(FAILURE_ENV):
+        first = (str(err).strip().splitlines() or [""])[0]
+        write_json(path, {"stage": stage, "cause": f"{type(err).__name__}: {first}"})
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    seconds: float
+    summary: str  # what to print last: the results, or which stage failed and why
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def leaderboard_csv(root: Path) -> Path | None:
+    """The CSV output of dvc.yaml's `report` stage (paths are written once, in dvc.yaml)."""
+    try:
+        outs = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["report"]["outs"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    for out in outs:
+        name = next(iter(out)) if isinstance(out, dict) else out
+        if str(name).endswith(".csv"):
+            return root / name
+    return None
+
+
+def _summary_ok(root: Path, seconds: float, started: float) -> str:
+    from cnnzoo.report import to_text
+
+    lines = []
+    board = leaderboard_csv(root)
+    if board and board.is_file():
+        with board.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        fresh = "" if board.stat().st_mtime >= started else " (unchanged: nothing to rerun)"
+        lines += [f"Leaderboard on the task-B test split{fresh} ({board.relative_to(root)}, "
+                  "Markdown beside it):", to_text(rows), ""]
+    lines += [f"Pipeline finished in {format_duration(seconds)}.",
+              "Browse every run, metric, plot and model in MLflow: make ui  "
+              "(http://127.0.0.1:5000); from the shell: dvc metrics show"]
+    return "\n".join(lines)
+
+
+def _summary_failed(failure: Path, returncode: int, seconds: float) -> str:
+    took = format_duration(seconds)
+    info = read_json(failure) if failure.is_file() else None
+    if info is None:
+        return (f"cnnzoo: pipeline FAILED after {took} (dvc repro exit code {returncode}) outside "
+                "any stage's code: see DVC's ERROR line above")
+    cause = info.get("cause") or ("the process ended without a Python error (killed, e.g. out "
+                                  "of memory?)")
+    return f"cnnzoo: pipeline FAILED at stage '{info['stage']}' after {took}: {cause}"
+
+
+def run_pipeline(dvc_args: list[str], root: str | Path = ".") -> Outcome:
+    """Run `dvc repro *dvc_args` in `root` with this interpreter's environment on PATH (so the
+    stages' `python` is the one cnnzoo is installed in, activated venv or not)."""
+    root = Path(root).resolve()
+    bin_dir = str(Path(sys.executable).parent)
+    with tempfile.TemporaryDirectory(prefix="cnnzoo-run-") as tmp:
+        failure = Path(tmp) / "failure.json"
+        env = {**os.environ, FAILURE_ENV: str(failure),
+               "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+        wall, start = time.time(), time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *dvc_args], cwd=root,
+                                env=env)
+        try:
+            returncode = proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached DVC too: let it stop its stage cleanly
+            returncode = proc.wait()
+        seconds = time.monotonic() - start
+        if returncode == 0:
+            return Outcome(0, seconds, _summary_ok(root, seconds, wall))
+        return Outcome(returncode, seconds, _summary_failed(failure, returncode, seconds))
