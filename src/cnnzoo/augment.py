@@ -96,8 +96,9 @@ def write_shards(x: np.ndarray, y: np.ndarray, cfg: AugmentConfig, seed: int, ou
                 for img, label in zip(pixels, y[start:start + batch_size], strict=True):
                     writer.write(_example(img, label))
         paths.append(path)
-    log.info("%s: wrote %d augmented cop%s of %d images to %s", split, cfg.copies,
-             "y" if cfg.copies == 1 else "ies", len(x), out_dir)
+    # out_dir is the stage's temporary folder; the stage logs the final one.
+    log.info("%s: wrote %d augmented cop%s of %d images", split, cfg.copies,
+             "y" if cfg.copies == 1 else "ies", len(x))
     return paths
 
 
