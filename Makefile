@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run test ui bench lint clean
+.PHONY: setup run sweep test ui bench lint clean
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -23,6 +23,13 @@ $(STAMP): pyproject.toml
 # the failed stage and its cause, last).
 run: setup
 	@$(BIN)/cnnzoo run
+
+# Label sweep over task B's budget (after `make run`): transfer vs scratch at 5, 20, 100 and 1000
+# labels per class as DVC experiments (`dvc exp show`); reports/sweep.csv + plots/sweep.png.
+# LABELS="5 20" runs a subset.
+LABELS ?= 5 20 100 1000
+sweep: setup
+	@$(BIN)/cnnzoo sweep --labels $(LABELS)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -1,11 +1,14 @@
-"""DVC stages `pretrain`, `transfer`, `finetune`: one training routine, three settings."""
+"""DVC stages `pretrain`, `transfer`, `finetune`, `scratch`: one training routine, four uses."""
 
 import argparse
 
-from cnnzoo.stages import run_stage, train
+from cnnzoo.stages import finetune, pretrain, run_stage, scratch, transfer
+
+STAGES = {"pretrain": pretrain, "transfer": transfer, "finetune": finetune, "scratch": scratch}
+NEEDS_INIT = ("transfer", "finetune")
 
 p = argparse.ArgumentParser(description=__doc__)
-p.add_argument("stage", choices=["pretrain", "transfer", "finetune"])
+p.add_argument("stage", choices=list(STAGES))
 p.add_argument("--params", default="params.yaml")
 p.add_argument("--arch", required=True)
 p.add_argument("--prepared", required=True)
@@ -14,4 +17,10 @@ p.add_argument("--init", help="model of the previous stage (transfer, finetune)"
 p.add_argument("--out", required=True, help=".keras model")
 p.add_argument("--metrics", required=True)
 p.add_argument("--history", required=True, help="per-epoch CSV (DVC plot)")
-run_stage(train, **vars(p.parse_args()))
+args = vars(p.parse_args())
+stage = args.pop("stage")
+if stage in NEEDS_INIT and not args["init"]:
+    p.error(f"{stage} needs --init (the previous stage's model)")
+if stage not in NEEDS_INIT:
+    args.pop("init")
+run_stage(STAGES[stage], **args)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from cnnzoo.augment import batch_mixer, build_augmenter, cutmix, mixup, read_shards, write_shards
 from cnnzoo.config import AugmentConfig
-from cnnzoo.data.datasets import stream_dataset
+from cnnzoo.data.datasets import copies_dataset, load_copies
 
 
 def batch(n=8, k=3, seed=0):
@@ -55,14 +55,16 @@ def test_shards_are_byte_identical_for_the_same_seed(tmp_path):
     assert len(images) == 80 and images[0].dtype == np.uint8 and not np.array_equal(images[0], x[0])
 
 
-def test_stream_mixes_every_batch_and_counts_steps(tmp_path):
+def test_copies_load_in_order_and_the_stream_mixes_every_batch(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (30, 16, 16, 1), dtype=np.uint8)
     y = np.arange(30) % 3
-    cfg = AugmentConfig(copies=1, mixup_alpha=0.3, cutmix_alpha=0.3)
+    cfg = AugmentConfig(copies=2, mixup_alpha=0.3, cutmix_alpha=0.3)
     shards = write_shards(x, y, cfg, 1, tmp_path, "t")
-    ds, steps = stream_dataset(shards, (16, 16, 1), len(x), batch_size=8, num_classes=3, seed=1,
+    copies, labels = load_copies(shards, (16, 16, 1), limit=24)
+    assert copies.shape == (2, 24, 16, 16, 1) and np.array_equal(labels, y[:24])
+    ds, steps = copies_dataset(copies, labels, batch_size=8, num_classes=3, seed=1,
                                mixer=batch_mixer(cfg))
-    assert steps == 4
+    assert steps == 3
     xb, yb = next(iter(ds))
     assert xb.shape == (8, 16, 16, 1) and yb.shape == (8, 3)
     np.testing.assert_allclose(yb.numpy().sum(axis=1), 1.0, rtol=1e-6)

@@ -84,3 +84,13 @@ def test_data_source_validation():
     raw["augment"]["effect_arch"] = "nopenet"
     with pytest.raises(config.ConfigError, match="effect_arch.*nopenet"):
         config.parse(raw)
+
+
+def test_per_arch_settings_name_known_architectures():
+    raw = raw_params()
+    raw["pretrain"]["per_arch"]["nopenet"] = {"epochs": 1}
+    with pytest.raises(config.ConfigError, match=r"unknown architecture\(s\) \['nopenet'\]"):
+        config.parse(raw)
+    raw["pretrain"]["per_arch"] = {"lenet5": {"weights": "imagenet"}}  # not per architecture
+    with pytest.raises(config.ConfigError, match=r"per_arch.lenet5: unknown key\(s\) \['weights'\]"):
+        config.parse(raw)

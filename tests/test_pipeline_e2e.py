@@ -76,9 +76,10 @@ def test_dvc_repro_end_to_end(project):
                 "plots/augment_effect/with.csv", "plots/augment_effect/without.csv",
                 "reports/leaderboard.md", "reports/leaderboard.csv"]
     for a in archs:
-        expected += [f"models/{s}/{a}.keras" for s in ("pretrain", "transfer", "finetune")]
-        expected += [f"metrics/{s}/{a}.json" for s in ("pretrain", "transfer", "finetune")]
-        expected += [f"plots/{s}/{a}.csv" for s in ("pretrain", "transfer", "finetune")]
+        trained = ("pretrain", "transfer", "finetune", "scratch")
+        expected += [f"models/{s}/{a}.keras" for s in trained]
+        expected += [f"metrics/{s}/{a}.json" for s in trained]
+        expected += [f"plots/{s}/{a}.csv" for s in trained]
         expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
                      f"exports/{a}/{a}_float32.tflite", f"exports/{a}/{a}_int8.tflite",
                      f"exports/{a}/labels.txt"]
@@ -87,7 +88,7 @@ def test_dvc_repro_end_to_end(project):
     assert not missing
 
     meta = json.loads((root / "data/prepared/meta.json").read_text())
-    assert meta["counts"]["b_train"] == 5 * 10 and meta["image_shape"] == [32, 32, 1]
+    assert meta["counts"]["b_train"] == 5 * 20 and meta["image_shape"] == [32, 32, 1]
     for a in archs:
         ev = json.loads((root / f"metrics/{a}.json").read_text())
         ex = json.loads((root / f"metrics/export/{a}.json").read_text())
@@ -96,21 +97,27 @@ def test_dvc_repro_end_to_end(project):
         for v in ("float32", "int8"):
             assert 0.0 <= ex[v]["accuracy"] <= 1.0 and ex[v]["size_bytes"] > 0
         assert ex["int8"]["size_bytes"] < ex["float32"]["size_bytes"]
+        for s in ("transfer", "finetune", "scratch"):  # 10 labels per class of the pool of 20
+            m = json.loads((root / f"metrics/{s}/{a}.json").read_text())
+            assert m["train_images"] == 50 and 0.0 <= m["test_accuracy"] <= 1.0
     report = (root / "reports/leaderboard.md").read_text()
     assert all(f"| {a} |" in report for a in archs)
+    assert "| acc scratch | acc linear probe | acc fine-tuned | transfer gain |" in report
     effect = json.loads((root / "metrics/augment_effect.json").read_text())
     assert effect["arch"] == "lenet5" and 0 <= effect["accuracy_with"] <= 1
     assert f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}" in report
 
     db = sqlite3.connect(root / "mlflow.db")
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
-    stages = ["pretrain", "transfer", "finetune", "evaluate", "export"]
+    stages = ["pretrain", "transfer", "finetune", "scratch", "evaluate", "export"]
     want = ({"download", "augment", "augment_effect-lenet5", "report"}
             | {f"{s}-{a}" for s in stages for a in archs})
     assert want <= set(runs) and all(runs[n] == "FINISHED" for n in want)
     tags = dict(db.execute("SELECT t.key, t.value FROM tags t JOIN runs r ON t.run_uuid = r.run_uuid"
                            " WHERE r.name = 'finetune-lenet5'").fetchall())
     assert tags["stage"] == "finetune" and tags["arch"] == "lenet5" and tags["git_commit"]
+    assert tags["strategy"] == "fine_tune_top" and tags["weights"] == "scratch"
+    assert tags["labels_per_class"] == "10"
     n_epoch_metrics = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid ="
                                  " r.run_uuid WHERE r.name = 'pretrain-lenet5'"
                                  " AND m.key = 'val_accuracy'").fetchone()[0]

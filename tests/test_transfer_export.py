@@ -23,7 +23,7 @@ def test_new_head_freezes_backbone_then_unfreeze(lenet):
     assert len(top2.trainable_weights) == 2 + 4
     assert len(unfreeze(model).trainable_weights) == len(lenet.trainable_weights)
     assert model.get_layer(backbone_name(model)).get_layer("c1_conv") is lenet.get_layer("c1_conv")
-    with pytest.raises(ValueError, match="unfreeze=99"):
+    with pytest.raises(ValueError, match="top_blocks=99"):
         unfreeze(with_new_head(lenet, 5), 99)
 
 

@@ -60,6 +60,19 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from cnnzoo import config
+    from cnnzoo.sweep import run_sweep
+
+    logs.setup()
+    try:
+        run_sweep(args.labels, params_path=args.params, restore=not args.no_restore)
+    except (config.ConfigError, RuntimeError) as err:
+        print(f"sweep failed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
     from cnnzoo.runner import run_pipeline
 
@@ -95,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--augmented", default="data/augment")
     b.add_argument("--batches", type=int, default=50)
     b.set_defaults(func=_bench)
+    s = sub.add_parser("sweep", help="label sweep: task B's stages at several labels_per_class "
+                       "(dvc exp run), then reports/sweep.csv and plots/sweep.png")
+    s.add_argument("--labels", type=int, nargs="+", default=[5, 20, 100, 1000])
+    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--no-restore", action="store_true",
+                   help="leave the workspace at the last budget (skips rerunning the default)")
+    s.set_defaults(func=_sweep)
     args, extra = parser.parse_known_args(argv)
     if args.func is _run:
         return _run(args, extra)

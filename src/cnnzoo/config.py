@@ -67,7 +67,12 @@ class DataConfig(_Section):
     task_b_classes: ClassSelector = "odd"
     test_fraction: float = Field(0.2, gt=0, lt=1)  # for sources without a test split (folder)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    labels_per_class: int = Field(100, ge=1)
+    # Task B's labelled training images per class; 0 = every image of the pool below. Training
+    # stages take the first labels_per_class x k images of the class-interleaved pool, so a label
+    # sweep reruns only task B's stages (download does not depend on this key).
+    labels_per_class: int = Field(100, ge=0)
+    # Task B images set aside per class by `download` (0 = all that remain after validation).
+    b_pool_per_class: int = Field(1000, ge=0)
     val_per_class: int = Field(100, ge=1)
     # 0 = use everything; small values make quick smoke runs.
     max_train_a: int = Field(0, ge=0)
@@ -84,6 +89,10 @@ class DataConfig(_Section):
     def _consistent(self) -> DataConfig:
         if self.source == "folder" and not self.path:
             raise ValueError("data.source 'folder' needs data.path (one sub-folder per class)")
+        if self.b_pool_per_class and self.labels_per_class > self.b_pool_per_class:
+            raise ValueError(f"labels_per_class={self.labels_per_class} is more than "
+                             f"b_pool_per_class={self.b_pool_per_class}; raise the pool "
+                             "(0 = every image) or lower labels_per_class")
         a, b = self.task_a_classes, self.task_b_classes
         if isinstance(a, list) and isinstance(b, list) and set(a) & set(b):
             raise ValueError(f"task_a_classes and task_b_classes overlap on "
@@ -117,17 +126,72 @@ class AugmentConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=0)
     batch_size: int = Field(64, ge=1)
+    # Peak learning rate of Adam; the schedule warms up linearly over `warmup` (a fraction of all
+    # steps) and then follows a cosine decay to zero ("constant" keeps it flat).
     learning_rate: float = Field(1e-3, gt=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup: float = Field(0.1, ge=0, lt=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    # Training images used (0 = all); lets one family train on fewer images than another.
+    images: int = Field(0, ge=0)
+    # At least this many optimizer steps: few labelled images get more epochs (0 = epochs only).
+    min_steps: int = Field(0, ge=0)
     augment: bool = True
     # Early stopping on val_loss; 0 turns it off.
     patience: int = Field(0, ge=0)
     # Batches of clean training images used to re-estimate BatchNorm statistics after training
     # (see train.recalibrate_batchnorm); 0 turns it off.
     bn_recalibration_batches: int = Field(30, ge=0)
-    # finetune only: "all" or the number of top backbone layers made trainable again.
-    unfreeze: Literal["all"] | int = "all"
+    # Per-architecture overrides of the keys above, e.g. {lenet5: {epochs: 6}}: families differ
+    # in how fast they learn and how many images per second they train on.
+    per_arch: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _overrides(self) -> TrainConfig:
+        allowed = set(type(self).model_fields) - {"per_arch", *_NOT_PER_ARCH}
+        for arch, over in self.per_arch.items():
+            bad = sorted(set(over) - allowed)
+            if bad:
+                raise ValueError(f"per_arch.{arch}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
+        return self
+
+    def for_arch(self, arch: str) -> TrainConfig:
+        """These settings with `per_arch[arch]` applied (validated like the section itself)."""
+        over = self.per_arch.get(arch)
+        if not over:
+            return self
+        return type(self).model_validate({**self.model_dump(), **over})
+
+
+# Keys that stay the same for every architecture of a stage (they define the experiment).
+_NOT_PER_ARCH = ("weights", "strategy", "top_blocks", "adapt_batchnorm")
+
+
+class PretrainConfig(TrainConfig):
+    # scratch: learn task A from random weights. imagenet: start the families that
+    # keras.applications has from its ImageNet weights instead (no task-A training).
+    weights: Literal["scratch", "imagenet"] = "scratch"
+    # The ImageNet weights' input size: grey images are repeated to RGB and resized to it.
+    imagenet_size: int = Field(224, ge=32, le=512)
+
+
+STRATEGIES = ("linear_probe", "fine_tune_top", "fine_tune_all", "from_scratch")
+
+
+class TransferConfig(TrainConfig):
+    """The `transfer` stage trains a new head on the frozen backbone (a linear probe on features
+    computed once); `strategy` then decides what `finetune` does with it."""
+
+    strategy: Literal["linear_probe", "fine_tune_top", "fine_tune_all", "from_scratch"] = (
+        "fine_tune_all")
+    # fine_tune_top: how many of the backbone's top blocks (per family, by layer-name prefix)
+    # are trained again.
+    top_blocks: int = Field(2, ge=1)
+    # Fine-tuned (unfrozen) BatchNorm layers learn task B's statistics; frozen parts always
+    # stay in inference mode.
+    adapt_batchnorm: bool = True
 
 
 class ExportConfig(_Section):
@@ -143,8 +207,8 @@ class Params(_Section):
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    pretrain: TrainConfig
-    transfer: TrainConfig
+    pretrain: PretrainConfig
+    transfer: TransferConfig
     finetune: TrainConfig
     export: ExportConfig = ExportConfig()
 
@@ -155,6 +219,11 @@ class Params(_Section):
         if self.augment.effect_arch not in list_models():
             raise ValueError(f"augment.effect_arch: unknown architecture "
                              f"{self.augment.effect_arch!r}; known: {', '.join(list_models())}")
+        for section in ("pretrain", "transfer", "finetune"):
+            unknown = sorted(set(getattr(self, section).per_arch) - set(list_models()))
+            if unknown:
+                raise ValueError(f"{section}.per_arch: unknown architecture(s) {unknown}; "
+                                 f"known: {', '.join(list_models())}")
         for arch, hp in self.models.items():
             allowed = model_hparams(arch)  # raises ValueError for an unknown name
             bad = sorted(set(hp) - allowed)

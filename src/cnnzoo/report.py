@@ -16,7 +16,10 @@ COLUMNS = (
     ("keras_kb", "Keras size (KB)", "keras KB"),
     ("tflite_fp32_kb", "TFLite fp32 (KB)", "fp32 KB"),
     ("tflite_int8_kb", "TFLite int8 (KB)", "int8 KB"),
-    ("acc_keras", "acc Keras", "acc"),
+    ("acc_scratch", "acc scratch", "scratch"),
+    ("acc_probe", "acc linear probe", "probe"),
+    ("acc_keras", "acc fine-tuned", "fine-tuned"),
+    ("gain", "transfer gain", "gain"),
     ("acc_fp32", "acc fp32", "acc fp32"),
     ("acc_int8", "acc int8", "acc int8"),
     ("int8_latency_ms", "int8 latency (ms)", "int8 ms"),
@@ -24,13 +27,17 @@ COLUMNS = (
 )
 
 
-def collect(archs: list[str], evaluate_dir: Path, export_dir: Path,
-            effect_path: Path | None = None) -> list[dict]:
-    effect = read_json(effect_path) if effect_path and effect_path.is_file() else None
+def collect(archs: list[str], metrics_dir: Path) -> list[dict]:
+    """One row per architecture from the stages' metrics: evaluate (`<arch>.json`, the shipped
+    model), export/, transfer/ (linear probe), scratch/ and augment_effect.json."""
+    effect_path = metrics_dir / "augment_effect.json"
+    effect = read_json(effect_path) if effect_path.is_file() else None
     rows = []
     for arch in archs:
-        ev = read_json(evaluate_dir / f"{arch}.json")
-        ex = read_json(export_dir / f"{arch}.json")
+        ev = read_json(metrics_dir / f"{arch}.json")
+        ex = read_json(metrics_dir / "export" / f"{arch}.json")
+        probe = read_json(metrics_dir / "transfer" / f"{arch}.json")["test_accuracy"]
+        scratch = read_json(metrics_dir / "scratch" / f"{arch}.json")["test_accuracy"]
         rows.append({
             "arch": arch,
             "params": ev["params"],
@@ -38,7 +45,10 @@ def collect(archs: list[str], evaluate_dir: Path, export_dir: Path,
             "keras_kb": round(ev["model_bytes"] / 1024, 1),
             "tflite_fp32_kb": round(ex["float32"]["size_bytes"] / 1024, 1),
             "tflite_int8_kb": round(ex["int8"]["size_bytes"] / 1024, 1),
+            "acc_scratch": round(scratch, 4),
+            "acc_probe": round(probe, 4),
             "acc_keras": round(ev["accuracy"], 4),
+            "gain": f"{ev['accuracy'] - scratch:+.4f}",
             "acc_fp32": round(ex["float32"]["accuracy"], 4),
             "acc_int8": round(ex["int8"]["accuracy"], 4),
             "int8_latency_ms": round(ex["int8"]["latency_ms"], 3),

@@ -55,8 +55,9 @@ def git_commit() -> str:
 class Run:
     """A guarded handle on one MLflow run: every call degrades to a warning on failure."""
 
-    def __init__(self, active: bool):
+    def __init__(self, active: bool, name: str = "run"):
         self.active = active
+        self.name = name  # "<stage>-<arch>", as the run is named in the UI
 
     def _guard(self, what: str, fn, *args, **kwargs):
         if not self.active:
@@ -135,25 +136,29 @@ def _experiment_id(name: str, root: Path) -> str:
 
 @contextlib.contextmanager
 def stage_run(stage: str, arch: str | None, *, experiment: str, params: Mapping[str, Any],
+              tags: Mapping[str, str] | None = None,
               root: str | Path | None = None) -> Iterator[Run]:
-    """Open the MLflow run for one (stage, arch); yields a `Run` (inactive if MLflow fails)."""
+    """Open the MLflow run for one (stage, arch); yields a `Run` (inactive if MLflow fails).
+    `tags` (e.g. transfer strategy, weights source, label budget) are added to the run's tags
+    and params, so the UI can both filter and compare by them."""
     root = Path(root) if root else Path.cwd()
+    run_name = f"{stage}-{arch}" if arch else stage
     try:
         import mlflow
 
         mlflow.set_tracking_uri(tracking_uri(root))
         exp_id = _experiment_id(experiment, root)
-        tags = {"stage": stage, "arch": arch or "all", "git_commit": git_commit()}
-        run_name = f"{stage}-{arch}" if arch else stage
+        tags = {"stage": stage, "arch": arch or "all", "git_commit": git_commit(), **(tags or {})}
         ctx = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags)
         ctx.__enter__()
     except Exception as err:  # noqa: BLE001
         log.warning("MLflow unavailable (%s: %s); continuing without tracking",
                     type(err).__name__, err)
-        yield Run(active=False)
+        yield Run(active=False, name=run_name)
         return
-    run = Run(active=True)
-    run.log_params(params)
+    run = Run(active=True, name=run_name)
+    run.log_params({**params, **{f"tag.{k}": v for k, v in tags.items()
+                                 if k not in ("stage", "arch", "git_commit")}})
     status = "FAILED"
     try:
         yield run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import sys
@@ -60,23 +61,47 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, batches:
     if not bns or batches <= 0:
         return 0
     momenta = [lyr.momentum for lyr in bns]
+    # One traced forward pass (eager calls cost seconds); the momentum is a variable that the
+    # traced update reads on every call.
+    momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    forward = tf.function(lambda x: model(x, training=True))
     try:
+        for lyr in bns:
+            lyr.momentum = momentum
         for k, (x, _) in enumerate(dataset.take(batches)):
-            for lyr in bns:
-                lyr.momentum = k / (k + 1)  # read eagerly on every call
-            model(x, training=True)
+            momentum.assign(k / (k + 1))
+            forward(x)
     finally:
         for lyr, m in zip(bns, momenta, strict=True):
             lyr.momentum = m
     return len(bns)
 
 
+def plan_epochs(cfg: TrainConfig, n_images: int) -> tuple[int, int]:
+    """(epochs, steps per epoch) for `n_images`: `cfg.epochs`, raised to reach `cfg.min_steps`
+    optimizer steps, so that 5 labels per class still get a few hundred updates."""
+    steps = math.ceil(n_images / cfg.batch_size)
+    return max(cfg.epochs, math.ceil(cfg.min_steps / steps)), steps
+
+
+def learning_rate(cfg: TrainConfig, total_steps: int):
+    """Linear warm-up to the peak rate, then cosine decay to zero (Loshchilov & Hutter 2017;
+    Goyal et al. 2017's warm-up): the standard schedule for short budgets."""
+    if cfg.schedule == "constant" or total_steps < 2:
+        return cfg.learning_rate
+    warmup = int(total_steps * cfg.warmup)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else cfg.learning_rate, total_steps - warmup,
+        warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
+
+
 def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
         cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
-        calibration_ds: tf.data.Dataset | None = None, steps_per_epoch: int | None = None,
+        steps_per_epoch: int, calibration_ds: tf.data.Dataset | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
     """Build (inside the strategy scope), compile and train a classifier that outputs logits,
-    on one-hot (possibly mixed) labels. `steps_per_epoch` is needed for endless streams.
+    on one-hot (possibly mixed) labels, for `cfg.epochs` epochs of `steps_per_epoch` steps
+    (`train_ds` may be endless) under the warm-up + cosine schedule of `learning_rate`.
 
     A killed run resumes from `backup_dir` (BackupAndRestore) on the next call; the per-epoch
     history lands atomically in `history_csv` when training completes. BatchNorm statistics are
@@ -86,8 +111,9 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     with strategy.scope():
         model = build()
         model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            optimizer=keras.optimizers.Adam(learning_rate(cfg, cfg.epochs * steps_per_epoch)),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                      label_smoothing=cfg.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=base.jit_compile,
         )
@@ -102,8 +128,9 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     if cfg.patience:
         cbs.append(keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True))
     n_train = sum(int(p.numpy()) for p in map(tf.size, model.trainable_weights))
-    log.info("training %s: %d epochs, lr=%g, %s trainable parameters", model.name, cfg.epochs,
-             cfg.learning_rate, f"{n_train:,}")
+    log.info("training %s: %d epochs x %d steps, peak lr=%g (%s), %s trainable parameters",
+             model.name, cfg.epochs, steps_per_epoch, cfg.learning_rate, cfg.schedule,
+             f"{n_train:,}")
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, shuffle=False,
               steps_per_epoch=steps_per_epoch, verbose=1 if sys.stdout.isatty() else 2)

@@ -1,18 +1,26 @@
 """Transfer learning: frozen backbone + new head, then fine-tuning (Yosinski et al. 2014).
 
-The backbone is called with `training=False`, so its BatchNorm layers stay in inference mode
-during head training *and* after unfreezing: updating BN statistics from a few hundred target
-images would wreck the features learnt on the source task.
+The lecture's recipe: (1) compute the frozen backbone's features once, (2) train a new head on
+them (a linear probe), (3) fine-tune the top blocks, or all, at a lower learning rate. Blocks
+are defined per family by layer-name prefix (`BLOCKS`), not by raw layer counts.
+
+While the head trains, the backbone is called with `training=False`: its BatchNorm layers stay
+in inference mode with the source task's statistics. Fine-tuning keeps frozen parts that way
+(Keras runs a BatchNorm layer with `trainable=False` in inference mode); with `adapt_batchnorm`
+the unfrozen BatchNorm layers learn the target's statistics (the backbone is called without
+`training=False`), which the unfrozen convolutions need once they move.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 import keras
+import numpy as np
 from keras import layers
 
-from cnnzoo.models import FEATURES, HEAD
+from cnnzoo.models import FEATURES, HEAD, get_entry
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +44,75 @@ def with_new_head(pretrained: keras.Model, num_classes: int) -> keras.Model:
     return keras.Model(inputs, outputs, name=pretrained.name)
 
 
-def unfreeze(model: keras.Model, which: str | int = "all") -> keras.Model:
-    """Make the backbone of a `with_new_head` model trainable: all of it, or its top `which`
-    layers (counting only layers that hold weights)."""
+# A layer's block is its family's pattern's last matching group in its name (every builder names
+# its layers from a block prefix; keras.applications' names, used by ImageNet starts, are
+# covered too); other families use the name up to the first underscore.
+BLOCKS = {
+    "googlenet": r"^(inception_\w\w|stem|aux\d)",
+    "resnet": r"^(stage\d+_block\d+|conv\d_block\d+|stem|conv1)",
+    "resnext": r"^(stage\d+_block\d+|stem)",
+    "densenet": r"^(block\d+_layer\d+|transition\d+|conv\d_block\d+|pool\d|stem|final|conv1|bn)",
+    "mobilenet": r"^(stage\d+_block\d+|block_?\d+|stem|top|conv_(?:dw|pw)_(\d+)|expanded_conv|Conv)",
+}
+
+
+def blocks(backbone: keras.Model, family: str) -> list[list[keras.layers.Layer]]:
+    """The backbone's layers that hold weights, grouped into blocks, input side first."""
+    pattern = re.compile(BLOCKS.get(family, r"^([^_]+)"))
+    groups: dict[str, list] = {}
+    for lyr in backbone.layers:
+        if lyr.weights:
+            match = pattern.match(lyr.name)
+            groups.setdefault(match.group(match.lastindex) if match else lyr.name,
+                              []).append(lyr)
+    return list(groups.values())
+
+
+def unfreeze(model: keras.Model, top_blocks: int | None = None,
+             adapt_batchnorm: bool = False) -> keras.Model:
+    """Make the backbone of a `with_new_head` model trainable: all of it (None), or its top
+    `top_blocks` blocks. Frozen BatchNorm layers stay in inference mode; unfrozen ones too,
+    unless `adapt_batchnorm` (then the same layers are returned in a model that passes the
+    training flag on to the backbone)."""
     backbone = model.get_layer(backbone_name(model))
     backbone.trainable = True
-    if which != "all":
-        weighted = [lyr for lyr in backbone.layers if lyr.weights]
-        if not 0 < which <= len(weighted):
-            raise ValueError(f"finetune.unfreeze={which}: the backbone has {len(weighted)} "
-                             "layers with weights; use 1..that or 'all'")
-        for lyr in weighted[:-which]:
-            lyr.trainable = False
-    log.info("unfroze %s of %s's backbone", which, model.name)
+    if top_blocks is not None:
+        groups = blocks(backbone, get_entry(model.name).family)
+        if not 0 < top_blocks <= len(groups):
+            raise ValueError(f"transfer.top_blocks={top_blocks}: {model.name}'s backbone has "
+                             f"{len(groups)} blocks; use 1..{len(groups)} or fine_tune_all")
+        for group in groups[:-top_blocks]:
+            for lyr in group:
+                lyr.trainable = False
+        names = [g[0].name for g in groups[-top_blocks:]]
+        log.info("unfroze the top %d block(s) of %s's backbone (from %s)", top_blocks,
+                 model.name, ", ".join(names))
+    else:
+        log.info("unfroze all of %s's backbone", model.name)
+    if not adapt_batchnorm:
+        return model
+    inputs = keras.Input(shape=model.input_shape[1:], name="input")
+    outputs = model.get_layer(HEAD)(backbone(inputs))
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def features(backbone: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Frozen-backbone features of uint8 images (N, H, W, C) or copies (C, N, H, W, C), computed
+    once (the lecture's "precompute the activations"), in inference mode."""
+    flat = images.reshape(-1, *images.shape[-3:])
+    out = backbone.predict(flat.astype(np.float32) / 255.0, batch_size=batch_size, verbose=0)
+    return out.reshape(*images.shape[:-3], out.shape[-1]).astype(np.float32)
+
+
+def head_model(dim: int, num_classes: int, name: str) -> keras.Model:
+    """The head alone, trained on precomputed features; `attach_head` moves it onto the net."""
+    inputs = keras.Input(shape=(dim,), name="features")
+    outputs = layers.Dense(num_classes, dtype="float32", name=HEAD)(inputs)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def attach_head(pretrained: keras.Model, head: keras.Model) -> keras.Model:
+    """`with_new_head(pretrained)` carrying the weights of a head trained on features."""
+    model = with_new_head(pretrained, head.get_layer(HEAD).units)
+    model.get_layer(HEAD).set_weights(head.get_layer(HEAD).get_weights())
     return model

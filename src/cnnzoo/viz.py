@@ -55,3 +55,26 @@ def confusion_matrix_plot(cm: np.ndarray, names: Sequence[str], path: str | Path
                     color="white" if cm[i, j] > top / 2 else "black")
     ax.set_title(title, fontsize=9)
     _save(fig, path)
+
+
+def label_sweep_plot(rows: Sequence[dict], path: str | Path) -> None:
+    """Test accuracy vs labels per class (log x): every architecture thin, the mean over
+    architectures bold, scratch against linear probe and fine-tuned transfer."""
+    series = (("scratch", "from scratch", "tab:red"), ("linear_probe", "linear probe", "tab:gray"),
+              ("fine_tuned", "fine-tuned transfer", "tab:blue"))
+    labels = sorted({r["labels_per_class"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, name, colour in series:
+        for arch in sorted({r["arch"] for r in rows}):
+            pts = sorted((r["labels_per_class"], r[key]) for r in rows if r["arch"] == arch)
+            ax.plot(*zip(*pts, strict=True), color=colour, alpha=0.2, linewidth=1)
+        mean = [np.mean([r[key] for r in rows if r["labels_per_class"] == n]) for n in labels]
+        ax.plot(labels, mean, "o-", color=colour, linewidth=2.5, label=f"{name} (mean)")
+    ax.set_xscale("log")
+    ax.set_xticks(labels, [str(n) for n in labels])
+    ax.set_xlabel("labelled images per class (task B)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("label sweep: transfer vs training from scratch")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    _save(fig, path)

@@ -3,8 +3,13 @@
 Transfer learning without internet (Yosinski et al. 2014, "How transferable are features in deep
 neural networks?"): the classes are split into a source task A, learnt from many images in
 `pretrain`, and a target task B, learnt from `labels_per_class` images per class in `transfer` and
-`finetune`. B's images are drawn first and never reused for A. Labels are renumbered 0..k-1
-within each task. Every split is stratified and seeded.
+`finetune`. B's images are drawn first and never reused for A (unless B takes every image of a
+shared class, as a full-data classifier does). Labels are renumbered 0..k-1 within each task.
+Every split is stratified and seeded.
+
+`b_train` is a pool of `b_pool_per_class` images per class in class-interleaved order (one image
+of each class in turn), so its first n x k images hold exactly n per class and smaller label
+budgets are nested in larger ones: a label sweep reuses one download.
 
 Output folder: `a_train.npz a_val.npz b_train.npz b_val.npz b_test.npz meta.json skipped.txt`,
 each npz with `x` (N, H, W, C) uint8 and `y` (N,) int32.
@@ -71,8 +76,18 @@ def resolve_classes(selector, n_classes: int, key: str) -> list[int]:
     return classes
 
 
+def interleave(per_class: list[np.ndarray]) -> np.ndarray:
+    """Round-robin order over the classes' index lists: c0[0], c1[0], ..., c0[1], c1[1], ...
+    (a class that runs out drops out), so every prefix of n x k holds n per class."""
+    longest = max(len(i) for i in per_class)
+    rows = [[i[j] for i in per_class if j < len(i)] for j in range(longest)]
+    return np.array([v for row in rows for v in row], dtype=np.int64)
+
+
 def _take(x, y, idx: list[np.ndarray], classes: list[int], rng):
-    idx = rng.permutation(np.concatenate(idx)) if idx else np.array([], dtype=np.int64)
+    """Gather the indices (shuffled when `rng` is given) and renumber labels to 0..k-1."""
+    idx = np.concatenate(idx) if idx else np.array([], dtype=np.int64)
+    idx = rng.permutation(idx) if rng is not None else idx
     remap = np.full(max(classes) + 1, -1, dtype=np.int32)
     remap[classes] = np.arange(len(classes), dtype=np.int32)
     return x[idx], remap[y[idx]]
@@ -102,18 +117,25 @@ def make_splits(raw: RawDataset, cfg: DataConfig, seed: int) -> dict[str, tuple[
     x_test = fit_images(raw.x_test, cfg.image_size, cfg.channels, cfg.fit)
     order = {c: rng.permutation(np.flatnonzero(raw.y_train == c)) for c in sorted(set(a) | set(b))}
 
-    need = cfg.labels_per_class + cfg.val_per_class
+    pool = cfg.b_pool_per_class
+    need = cfg.val_per_class + max(pool, 1)
     short = {raw.class_names[c]: len(order[c]) for c in b if len(order[c]) < need}
     if short:
         raise ValueError(f"task B classes {short} have fewer training images than "
-                         f"labels_per_class + val_per_class = {need}; lower them or add images")
-    b_train = [order[c][: cfg.labels_per_class] for c in b]
-    b_val = [order[c][cfg.labels_per_class: need] for c in b]
-    used_by_b = {c: need for c in b}
+                         f"val_per_class + b_pool_per_class = {need}; lower them or add images")
+    b_val = [order[c][: cfg.val_per_class] for c in b]
+    b_pool = [order[c][cfg.val_per_class: cfg.val_per_class + pool if pool else None] for c in b]
+    used_by_b = {c: cfg.val_per_class + len(p) for c, p in zip(b, b_pool, strict=True)}
 
     a_val, a_train = [], []
     for c in a:
         idx = order[c][used_by_b.get(c, 0):]
+        if len(idx) < 2 and c in used_by_b:
+            # B's pool took the whole class (full-data classifier): A shares B's pool images.
+            log.warning("task A class %r has no images left after task B's pool; it reuses "
+                        "them (transfer to a class seen in pretraining is not a fair test)",
+                        raw.class_names[c])
+            idx = order[c][cfg.val_per_class:]
         n_val = max(1, round(len(idx) * cfg.val_fraction))
         if len(idx) - n_val < 1:
             raise ValueError(f"task A class {raw.class_names[c]!r} has {len(idx)} image(s) left "
@@ -130,7 +152,7 @@ def make_splits(raw: RawDataset, cfg: DataConfig, seed: int) -> dict[str, tuple[
     return {
         "a_train": _take(x_train, raw.y_train, a_train, a, rng),
         "a_val": _take(x_train, raw.y_train, a_val, a, rng),
-        "b_train": _take(x_train, raw.y_train, b_train, b, rng),
+        "b_train": _take(x_train, raw.y_train, [interleave(b_pool)], b, None),
         "b_val": _take(x_train, raw.y_train, b_val, b, rng),
         "b_test": _take(x_test, raw.y_test, b_test, b, rng),
     }, (a, b)
@@ -157,3 +179,16 @@ def prepare(cfg: DataConfig, seed: int, out_dir: str | Path, cache_dir: str | Pa
     log.info("prepared %s into %s: %s (%d file(s) skipped, see skipped.txt)", cfg.source, out_dir,
              meta["counts"], len(raw.skipped))
     return meta
+
+
+def first_labels(x: np.ndarray, y: np.ndarray, per_class: int, num_classes: int):
+    """The first `per_class` images of every class from an interleaved `b_train` pool (0 = all)."""
+    if not per_class:
+        return x, y
+    n = per_class * num_classes
+    counts = np.bincount(y[:n], minlength=num_classes)
+    if len(y) < n or counts.min() < per_class:
+        raise ValueError(f"data.labels_per_class={per_class}: the prepared task-B pool has "
+                         f"{len(y)} images ({np.bincount(y, minlength=num_classes).min()} in its "
+                         "smallest class); raise data.b_pool_per_class and rerun download")
+    return x[:n], y[:n]

@@ -93,3 +93,29 @@ class ZeroPadShortcut(layers.Layer):
 
 __all__ = ["FEATURES", "LocalResponseNormalization", "ZeroPadShortcut", "check_min_size",
            "finish", "scale"]
+
+
+@keras.saving.register_keras_serializable(package="cnnzoo")
+class ImagenetPreprocess(layers.Layer):
+    """[0, 1] RGB -> the input range of keras.applications' ImageNet weights: "caffe" (BGR,
+    0-255 minus the mean pixel: VGG, ResNet), "torch" (per-channel standardised: DenseNet),
+    "tf" ([-1, 1]: MobileNets)."""
+
+    MEAN = {"caffe": (103.939, 116.779, 123.68), "torch": (0.485, 0.456, 0.406)}
+    STD = (0.229, 0.224, 0.225)
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "torch", "tf"):
+            raise ValueError(f"unknown ImageNet preprocessing {mode!r}; use caffe, torch or tf")
+        self.mode = mode
+
+    def call(self, x):
+        if self.mode == "tf":
+            return x * 2.0 - 1.0
+        if self.mode == "torch":
+            return (x - ops.array(self.MEAN["torch"], x.dtype)) / ops.array(self.STD, x.dtype)
+        return ops.flip(x, axis=-1) * 255.0 - ops.array(self.MEAN["caffe"], x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

@@ -29,7 +29,9 @@ CIFAR = ((192, 5, 1, (160, 96), "max"), (192, 5, 1, (192, 192), "avg"), (192, 3,
 @register_model("nin", family="nin")
 def build_nin(*, name: str, input_shape: tuple[int, ...], num_classes: int,
               small_input: bool = False, width: float = 1.0, dropout: float = 0.5,
-              include_top: bool = True) -> keras.Model:
+              batch_norm: bool = False, include_top: bool = True) -> keras.Model:
+    """`batch_norm=True` puts BatchNorm after every convolution (not in the 2014 paper, which
+    predates it): the same network trains to a given accuracy in far fewer steps."""
     blocks = CIFAR if small_input else IMAGENET
     check_min_size(input_shape, 8 if small_input else 67, name)
     inputs = keras.Input(shape=input_shape, name="input")
@@ -37,11 +39,15 @@ def build_nin(*, name: str, input_shape: tuple[int, ...], num_classes: int,
     for b, (filters, kernel, stride, mlp, pool) in enumerate(blocks, start=1):
         # The ImageNet model's first conv is valid-padded (Caffe pad 0); the rest keep size.
         pad = "valid" if stride > 1 else "same"
-        x = layers.Conv2D(scale(filters, width), kernel, strides=stride, padding=pad,
-                          activation="relu", name=f"mlpconv{b}_conv")(x)
-        for i, units in enumerate(mlp, start=1):
-            x = layers.Conv2D(scale(units, width), 1, activation="relu",
-                              name=f"mlpconv{b}_cccp{i}")(x)
+        convs = [(f"mlpconv{b}_conv", scale(filters, width), kernel, stride, pad)]
+        convs += [(f"mlpconv{b}_cccp{i}", scale(u, width), 1, 1, "valid")
+                  for i, u in enumerate(mlp, start=1)]
+        for conv_name, n, k, s, p in convs:
+            x = layers.Conv2D(n, k, strides=s, padding=p, use_bias=not batch_norm,
+                              name=conv_name)(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"{conv_name}_bn")(x)
+            x = layers.ReLU(name=f"{conv_name}_relu")(x)
         if pool:
             pool_layer = layers.MaxPooling2D if pool == "max" else layers.AveragePooling2D
             x = pool_layer(3, strides=2, padding="same" if small_input else "valid",

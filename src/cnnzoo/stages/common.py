@@ -1,0 +1,132 @@
+"""What every stage shares: the entry point, resumable-run folders, task data and tracking tags.
+
+`run_stage` turns the project's expected errors (bad params, missing data, bad checksums) into
+one clear log line and names the failed stage as DVC does (`pretrain@lenet5`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnzoo import config, logs, runner
+from cnnzoo.config import AugmentConfig, Params, TrainConfig
+from cnnzoo.files import read_json
+
+log = logging.getLogger(__name__)
+BACKUP_ROOT = Path(".cache/backup")
+EXPECTED_ERRORS = (config.ConfigError, ValueError, FileNotFoundError, RuntimeError)
+
+
+def backup_dir(name: str, settings: dict) -> Path:
+    """Where BackupAndRestore keeps a killed run's state, keyed by its settings so a resume never
+    restores weights trained under different params."""
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return BACKUP_ROOT / f"{name}-{digest[:12]}"
+
+
+def run_stage(fn: Callable[..., object], **kwargs) -> None:
+    """Entry point for stage scripts: logging, params from `params` path, clean failures.
+
+    The stage is named as DVC names it (`pretrain@lenet5`), here and to `cnnzoo run`, which
+    repeats the failed stage and its cause as the last line of the pipeline's output.
+    """
+    logs.setup()
+    params_path = kwargs.pop("params", config.DEFAULT_PARAMS)
+    name = kwargs.get("stage", fn.__name__) + (f"@{kwargs['arch']}" if kwargs.get("arch") else "")
+    runner.stage_started(name)
+    try:
+        fn(config.load(params_path), **kwargs)
+    except EXPECTED_ERRORS as err:
+        runner.stage_failed(name, err)
+        log.error("%s failed: %s", name, err)
+        log.debug("traceback (CNNZOO_LOG_LEVEL=DEBUG)", exc_info=True)
+        sys.exit(1)
+    except Exception as err:  # a bug: keep the traceback, but still say which stage
+        runner.stage_failed(name, err)
+        raise
+    runner.stage_succeeded()
+
+
+def policy(augmented: str) -> AugmentConfig:
+    raw = read_json(Path(augmented) / "policy.json")
+    return AugmentConfig(**{k: v for k, v in raw.items() if k != "seed"})
+
+
+def augmented_copies(x: np.ndarray, y: np.ndarray, *, task: str, augmented: str,
+                     enabled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The first len(x) images of the augment stage's copies of `{task}_train` as one uint8
+    array (copies, N, ...); just (x[None], y) when augmentation is off for the stage."""
+    from cnnzoo.augment import shard_name
+    from cnnzoo.data.datasets import load_copies
+
+    n_copies = policy(augmented).copies if enabled else 0
+    if not n_copies:
+        return x[None], y
+    shards = [Path(augmented) / shard_name(f"{task}_train", c) for c in range(n_copies)]
+    copies, labels = load_copies(shards, x.shape[1:], limit=len(x))
+    if not np.array_equal(labels, y):
+        raise ValueError(f"{augmented}: the augmented copies do not match the prepared "
+                         f"{task}_train split; rerun `dvc repro augment`")
+    return copies, labels
+
+
+def training_data(x, y, *, task: str, num_classes: int, cfg: TrainConfig, augmented: str,
+                  seed: int):
+    """The training stream for task `task`: augmented copies in memory with per-batch mixing
+    when `cfg.augment`, the plain images otherwise. Returns (dataset, steps per epoch)."""
+    from cnnzoo.augment import batch_mixer
+    from cnnzoo.data.datasets import copies_dataset
+
+    copies, labels = augmented_copies(x, y, task=task, augmented=augmented, enabled=cfg.augment)
+    mixer = batch_mixer(policy(augmented)) if cfg.augment else None
+    return copies_dataset(copies, labels, batch_size=cfg.batch_size, num_classes=num_classes,
+                          seed=seed, mixer=mixer)
+
+
+@dataclass(frozen=True)
+class TaskB:
+    """Task B's splits as the training stages see them: the first `labels_per_class` images
+    per class of the pool, the validation and the test split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    names: list[str]
+    image_shape: tuple[int, ...]
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+
+def task_b(params: Params, prepared: str) -> TaskB:
+    from cnnzoo.data.datasets import load_meta, load_split
+    from cnnzoo.data.prepare import first_labels
+
+    meta = load_meta(prepared)
+    names = meta["task_b"]["names"]
+    x, y = first_labels(*load_split(prepared, "b_train"), params.data.labels_per_class,
+                        len(names))
+    return TaskB(x, y, *load_split(prepared, "b_val"), *load_split(prepared, "b_test"), names,
+                 tuple(meta["image_shape"]))
+
+
+def experiment_tags(params: Params) -> dict[str, str]:
+    """What the MLflow UI groups and compares runs by (also logged as params)."""
+    return {"strategy": params.transfer.strategy, "weights": params.pretrain.weights,
+            "labels_per_class": str(params.data.labels_per_class or "all")}
+
+
+def make_sample(x: np.ndarray, n: int = 4) -> np.ndarray:
+    return (x[:n].astype(np.float32) / 255.0)

@@ -1,0 +1,94 @@
+"""Transfer strategies: blocks per family, the linear probe on precomputed features, schedules."""
+
+import numpy as np
+import pytest
+
+from cnnzoo import transfer as tl
+from cnnzoo.config import BaseConfig, TrainConfig
+from cnnzoo.data.datasets import copies_dataset, make_dataset
+from cnnzoo.models import create_model
+from cnnzoo.train import fit, learning_rate, plan_epochs
+
+
+def test_fine_tune_top_unfreezes_whole_blocks_by_name():
+    net = tl.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
+                                        width=0.25), 5)
+    tl.unfreeze(net, 1)
+    trainable = {w.path.split("/")[0] for w in net.trainable_weights}
+    assert trainable == {"stage3_block3_1_conv", "stage3_block3_1_bn", "stage3_block3_2_conv",
+                         "stage3_block3_2_bn", "head"}
+    groups = tl.blocks(net.get_layer(tl.backbone_name(net)), "resnet")
+    assert [g[0].name for g in groups[:2]] == ["stem_conv", "stage1_block1_1_conv"]
+    assert len(groups) == 10  # stem + 3 stages x 3 blocks
+
+
+def test_only_unfrozen_batchnorm_layers_adapt_to_the_target():
+    net = tl.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
+                                        width=0.25), 5)
+    tuned = tl.unfreeze(net, 1, adapt_batchnorm=True)
+    backbone = tuned.get_layer(tl.backbone_name(tuned))
+    top, frozen = backbone.get_layer("stage3_block3_1_bn"), backbone.get_layer("stem_bn")
+    before = [np.array(lyr.moving_mean) for lyr in (top, frozen)]
+    tuned(np.random.default_rng(0).random((8, 32, 32, 1), dtype=np.float32) * 3, training=True)
+    assert not np.allclose(np.array(top.moving_mean), before[0])  # learns B's statistics
+    np.testing.assert_array_equal(np.array(frozen.moving_mean), before[1])  # inference mode
+    assert tuned.get_layer("head") is net.get_layer("head")
+
+
+def _toy_task(n: int, seed: int):
+    """5 classes: a bright 8x8 patch at a class-specific place, under heavy noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 5, n)
+    x = rng.normal(100, 60, (n, 32, 32, 1))
+    for i, c in enumerate(y):
+        r, col = divmod(int(c), 3)
+        x[i, 4 + 12 * r: 12 + 12 * r, 2 + 10 * col: 10 + 10 * col] += 50
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int32)
+
+
+def test_head_on_precomputed_features_matches_the_streaming_path(tmp_path):
+    """The lecture's shortcut: features of the frozen backbone computed once, then the head
+    trained on them, reaches the accuracy of training the head through the frozen network."""
+    x, y = _toy_task(600, 0)
+    x_val, y_val = _toy_task(400, 1)
+    pretrained = create_model("lenet5", input_shape=(32, 32, 1), num_classes=3)
+    cfg = TrainConfig(epochs=8, batch_size=32, learning_rate=0.01, bn_recalibration_batches=0)
+    base = BaseConfig(archs=["lenet5"], seed=3)
+    copies = np.stack([x, x[:, :, ::-1]])  # two "augmented" copies (mirrored)
+
+    backbone = tl.extract_backbone(pretrained)
+    feats = tl.features(backbone, copies)
+    assert feats.shape == (2, 600, 84)
+    ds, steps = copies_dataset(feats, y, batch_size=32, num_classes=5, seed=3)
+    head = fit(lambda: tl.head_model(84, 5, "lenet5"), ds,
+               make_dataset(tl.features(backbone, x_val), y_val, batch_size=256, num_classes=5),
+               cfg, base, history_csv=tmp_path / "a.csv", backup_dir=tmp_path / "a",
+               steps_per_epoch=steps)
+    probe = tl.attach_head(pretrained, head)
+
+    ds, steps = copies_dataset(copies, y, batch_size=32, num_classes=5, seed=3)
+    val = make_dataset(x_val, y_val, batch_size=256, num_classes=5)
+    streamed = fit(lambda: tl.with_new_head(pretrained, 5), ds, val, cfg, base,
+                   history_csv=tmp_path / "b.csv", backup_dir=tmp_path / "b",
+                   steps_per_epoch=steps)
+    acc = [float(np.mean(np.argmax(m.predict(x_val / np.float32(255), verbose=0), -1) == y_val))
+           for m in (probe, streamed)]
+    assert acc[0] > 0.5 and acc[1] > 0.5  # both learnt (chance is 0.2)
+    assert abs(acc[0] - acc[1]) < 0.05, acc  # same computation, different order of work
+
+
+def test_schedule_warms_up_then_decays_and_min_steps_adds_epochs():
+    cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, warmup=0.1, min_steps=100)
+    assert plan_epochs(cfg, 100) == (25, 4)  # 4 steps per epoch -> 25 epochs for 100 steps
+    assert plan_epochs(cfg, 10_000) == (2, 313)
+    lr = learning_rate(cfg, 100)
+    assert float(lr(0)) == 0.0 and float(lr(10)) == pytest.approx(0.01)
+    assert float(lr(55)) == pytest.approx(0.005, rel=1e-3) and float(lr(100)) < 1e-6
+    assert learning_rate(cfg.model_copy(update={"schedule": "constant"}), 100) == 0.01
+
+
+def test_per_arch_overrides_are_validated():
+    cfg = TrainConfig(epochs=2, per_arch={"lenet5": {"epochs": 6, "images": 100}})
+    assert cfg.for_arch("lenet5").epochs == 6 and cfg.for_arch("vgg11").epochs == 2
+    with pytest.raises(ValueError, match=r"per_arch.lenet5: unknown key\(s\) \['epoch'\]"):
+        TrainConfig(epochs=2, per_arch={"lenet5": {"epoch": 6}})

@@ -1,0 +1,43 @@
+"""Label sweep bookkeeping: rows from the B stages' metrics, CSV, summary and plot."""
+
+import json
+
+import pytest
+
+from cnnzoo import sweep
+
+
+def write_metrics(root, arch, scratch, probe, finetune):
+    for stage, acc in (("scratch", scratch), ("transfer", probe), ("finetune", finetune)):
+        (root / stage).mkdir(parents=True, exist_ok=True)
+        (root / stage / f"{arch}.json").write_text(json.dumps({"test_accuracy": acc}))
+
+
+def test_rows_csv_summary_and_plot(tmp_path):
+    rows = []
+    for n, accs in ((5, (0.70, 0.80, 0.85)), (20, (0.88, 0.86, 0.91))):
+        write_metrics(tmp_path / str(n), "lenet5", *accs)
+        write_metrics(tmp_path / str(n), "vgg11", accs[0], accs[1], accs[0] - 0.01)
+        rows += sweep.collect(["lenet5", "vgg11"], tmp_path / str(n), n)
+    assert rows[0] == {"labels_per_class": 5, "arch": "lenet5", "scratch": 0.7,
+                       "linear_probe": 0.8, "fine_tuned": 0.85, "gain": 0.15}
+    text = sweep.to_csv(rows).splitlines()
+    assert text[0] == "labels_per_class,arch,scratch,linear_probe,fine_tuned,gain"
+    assert len(text) == 5
+    lines = sweep.summary(rows).splitlines()
+    assert lines[0].startswith("    5 labels/class: scratch 0.7000") and "for 1/2" in lines[0]
+    from cnnzoo.viz import label_sweep_plot
+
+    label_sweep_plot(rows, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_invalid_budget_fails_before_anything_runs(tmp_path, monkeypatch):
+    from cnnzoo.config import ConfigError
+    from tests.conftest import ROOT
+
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: pytest.fail("ran dvc"))
+    with pytest.raises(ConfigError, match="labels_per_class=5000 is more than b_pool_per_class"):
+        sweep.run_sweep([20, 5000], params_path=str(params))
