@@ -177,9 +177,6 @@ class PretrainConfig(TrainConfig):
     imagenet_size: int = Field(224, ge=32, le=512)
 
 
-STRATEGIES = ("linear_probe", "fine_tune_top", "fine_tune_all", "from_scratch")
-
-
 class TransferConfig(TrainConfig):
     """The `transfer` stage trains a new head on the frozen backbone (a linear probe on features
     computed once); `strategy` then decides what `finetune` does with it."""

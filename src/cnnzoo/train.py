@@ -61,8 +61,8 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, batches:
     if not bns or batches <= 0:
         return 0
     momenta = [lyr.momentum for lyr in bns]
-    # One traced forward pass (eager calls cost seconds); the momentum is a variable that the
-    # traced update reads on every call.
+    # One traced forward function serves every batch: the momentum is a variable that the
+    # traced moving-average update reads on each call.
     momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
     forward = tf.function(lambda x: model(x, training=True))
     try:
