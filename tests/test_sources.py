@@ -160,13 +160,13 @@ def test_prepare_folder_writes_skipped_report_and_class_names(tmp_path):
             _image(root / cls / f"{i}.png", (40 * c, 10 * i, 0))
     (root / "bee" / "README.md").write_text("hi")
     cfg = DataConfig(source="folder", path=str(root), image_size=16, channels=1,
-                     labels_per_class=2, val_per_class=1, test_fraction=0.2)
+                     labels_per_class=2, b_pool_per_class=2, val_per_class=1, test_fraction=0.2)
     meta = prepare(cfg, seed=0, out_dir=tmp_path / "prepared", cache_dir=tmp_path / "cache")
     assert meta["task_a"]["names"] == ["ant", "cow"] and meta["task_b"]["names"] == ["bee", "doe"]
     assert meta["image_shape"] == [16, 16, 1] and meta["skipped"] == 1
     assert "README.md\tnot an image file (.md)" in (tmp_path / "prepared/skipped.txt").read_text()
     assert meta["counts"]["b_train"] == 4 and meta["counts"]["b_test"] == 2
-    bad = cfg.model_copy(update={"labels_per_class": 10})
+    bad = cfg.model_copy(update={"b_pool_per_class": 10})
     with pytest.raises(ValueError, match="fewer training images"):
         prepare(bad, seed=0, out_dir=tmp_path / "prepared2", cache_dir=tmp_path / "cache")
     assert not (tmp_path / "prepared2").exists()  # nothing partial on failure

@@ -73,7 +73,7 @@ def test_head_on_precomputed_features_matches_the_streaming_path(tmp_path):
                    steps_per_epoch=steps)
     acc = [float(np.mean(np.argmax(m.predict(x_val / np.float32(255), verbose=0), -1) == y_val))
            for m in (probe, streamed)]
-    assert acc[0] > 0.5 and acc[1] > 0.5  # both learnt (chance is 0.2)
+    assert acc[0] > 0.35 and acc[1] > 0.35  # both learnt (chance is 0.2)
     assert abs(acc[0] - acc[1]) < 0.05, acc  # same computation, different order of work
 
 
