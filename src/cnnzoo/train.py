@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cnnzoo.config import BaseConfig, TrainConfig
@@ -77,6 +78,17 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, batches:
     return len(bns)
 
 
+def _build_state(model: keras.Model) -> None:
+    """Create the optimizer slots and metric variables now. Keras builds them before tracing only
+    under an explicit strategy; otherwise the first trace of the train step creates them and
+    tf.function traces it a second time: 24 s -> 14 s for GoogLeNet's first epoch on 2 cores."""
+    model.optimizer.build(model.trainable_variables)
+    x = np.zeros((1, *model.input_shape[1:]), np.float32)
+    y = np.zeros((1, model.output_shape[-1]), np.float32)
+    model.compute_metrics(x, y, model(x, training=False), sample_weight=None)
+    model.reset_metrics()
+
+
 def plan_epochs(cfg: TrainConfig, n_images: int) -> tuple[int, int]:
     """(epochs, steps per epoch) for `n_images`: `cfg.epochs`, raised to reach `cfg.min_steps`
     optimizer steps, so that 5 labels per class still get a few hundred updates."""
@@ -117,6 +129,8 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=base.jit_compile,
         )
+        if strategy is tf.distribute.get_strategy():  # TF's implicit default strategy
+            _build_state(model)
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
     partial_csv = backup_dir / "history.csv"
