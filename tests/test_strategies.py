@@ -1,5 +1,6 @@
 """Transfer strategies: blocks per family, the linear probe on precomputed features, schedules."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -36,13 +37,13 @@ def test_only_unfrozen_batchnorm_layers_adapt_to_the_target():
 
 
 def _toy_task(n: int, seed: int):
-    """5 classes: a bright 8x8 patch at a class-specific place, under heavy noise."""
+    """5 classes: a bright 8x8 patch at a class-specific place, under noise."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 5, n)
     x = rng.normal(100, 60, (n, 32, 32, 1))
     for i, c in enumerate(y):
         r, col = divmod(int(c), 3)
-        x[i, 4 + 12 * r: 12 + 12 * r, 2 + 10 * col: 10 + 10 * col] += 50
+        x[i, 4 + 12 * r: 12 + 12 * r, 2 + 10 * col: 10 + 10 * col] += 90
     return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int32)
 
 
@@ -51,6 +52,7 @@ def test_head_on_precomputed_features_matches_the_streaming_path(tmp_path):
     trained on them, reaches the accuracy of training the head through the frozen network."""
     x, y = _toy_task(600, 0)
     x_val, y_val = _toy_task(400, 1)
+    keras.utils.set_random_seed(0)  # the random "pretrained" features, whatever ran before
     pretrained = create_model("lenet5", input_shape=(32, 32, 1), num_classes=3)
     cfg = TrainConfig(epochs=8, batch_size=32, learning_rate=0.01, bn_recalibration_batches=0)
     base = BaseConfig(archs=["lenet5"], seed=3)
@@ -73,7 +75,7 @@ def test_head_on_precomputed_features_matches_the_streaming_path(tmp_path):
                    steps_per_epoch=steps)
     acc = [float(np.mean(np.argmax(m.predict(x_val / np.float32(255), verbose=0), -1) == y_val))
            for m in (probe, streamed)]
-    assert acc[0] > 0.35 and acc[1] > 0.35  # both learnt (chance is 0.2)
+    assert acc[0] > 0.6 and acc[1] > 0.6  # both learnt (chance 0.2; 0.76-0.82 over 4 seeds)
     assert abs(acc[0] - acc[1]) < 0.05, acc  # same computation, different order of work
 
 
