@@ -120,6 +120,7 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     then recalibrated on `calibration_ds` (clean training batches) when given.
     """
     strategy = setup_runtime(base)
+    implicit = strategy is tf.distribute.get_strategy()  # TF's default: no scope entered yet
     with strategy.scope():
         model = build()
         model.compile(
@@ -129,7 +130,7 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=base.jit_compile,
         )
-        if strategy is tf.distribute.get_strategy():  # TF's implicit default strategy
+        if implicit:  # explicit strategies get the same from Keras' own symbolic build
             _build_state(model)
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
