@@ -1,7 +1,8 @@
 """Transfer learning: frozen backbone + new head, then fine-tuning (Yosinski et al. 2014).
 
 The lecture's recipe: (1) compute the frozen backbone's features once, (2) train a new head on
-them (a linear probe), (3) fine-tune the top blocks, or all, at a lower learning rate. Blocks
+them (a linear probe), (3) fine-tune the top blocks, or all (params.yaml says why its default
+fine-tuning rate is not lower than pretraining's: measured, the short-trained sources need it). Blocks
 are defined per family by layer-name prefix (`BLOCKS`), not by raw layer counts.
 
 While the head trains, the backbone is called with `training=False`: its BatchNorm layers stay
