@@ -1,9 +1,9 @@
 """Transfer learning: frozen backbone + new head, then fine-tuning (Yosinski et al. 2014).
 
 The lecture's recipe: (1) compute the frozen backbone's features once, (2) train a new head on
-them (a linear probe), (3) fine-tune the top blocks, or all (params.yaml says why its default
-fine-tuning rate is not lower than pretraining's: measured, the short-trained sources need it). Blocks
-are defined per family by layer-name prefix (`BLOCKS`), not by raw layer counts.
+them (a linear probe), (3) fine-tune the top blocks, or all. The default fine-tuning rate is
+not lower than pretraining's: measured, the short-trained sources need it (see params.yaml).
+Blocks are defined per family by layer-name prefix (`BLOCKS`), not by raw layer counts.
 
 While the head trains, the backbone is called with `training=False`: its BatchNorm layers stay
 in inference mode with the source task's statistics. Fine-tuning keeps frozen parts that way
