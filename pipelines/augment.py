@@ -1,5 +1,9 @@
 """DVC stage `augment`: augmented training shards, the resolved policy and a preview grid."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import augment, run_stage

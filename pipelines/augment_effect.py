@@ -1,5 +1,9 @@
 """DVC stage `augment_effect`: one architecture trained on task B with and without augmentation."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import augment_effect, run_stage

@@ -1,5 +1,9 @@
 """DVC stage `download`: fetch + verify the dataset, write the task A/B splits."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import download, run_stage

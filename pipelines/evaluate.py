@@ -1,5 +1,9 @@
 """DVC stage `evaluate`: target-task test metrics and confusion matrix of the fine-tuned model."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import evaluate, run_stage

@@ -1,5 +1,9 @@
 """DVC stage `export`: float32 and int8 TFLite files, evaluated through LiteRT."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import export, run_stage

@@ -1,5 +1,9 @@
 """DVC stage `report`: the leaderboard across architectures (Markdown + CSV)."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import report, run_stage

@@ -1,5 +1,9 @@
 """DVC stages `pretrain`, `transfer`, `finetune`, `scratch`: one training routine, four uses."""
 
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
 import argparse
 
 from cnnzoo.stages import finetune, pretrain, run_stage, scratch, transfer

@@ -8,7 +8,7 @@ from cnnzoo import transfer as tl
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.data.datasets import copies_dataset, make_dataset
 from cnnzoo.models import create_model
-from cnnzoo.train import fit, learning_rate, plan_epochs
+from cnnzoo.train import ThrottledBackup, fit, learning_rate, plan_epochs
 
 
 def test_fine_tune_top_unfreezes_whole_blocks_by_name():
@@ -114,3 +114,18 @@ def test_fit_traces_the_train_step_once(tmp_path):
                 history_csv=tmp_path / "h.csv", backup_dir=tmp_path / "b", steps_per_epoch=steps)
     assert len(traced) == 1
     assert model.optimizer.iterations.numpy() == 2 * steps
+
+
+@pytest.mark.parametrize(("every_s", "saved"), [(0.0, [True, True, True]), (3600.0, [False] * 3)])
+def test_backup_is_taken_at_epoch_ends_at_most_every_so_often(tmp_path, every_s, saved):
+    state = tmp_path / "state"
+    seen = []
+    probe = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda *_: seen.append(state.is_dir() and any(state.iterdir())))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = np.zeros((8, 4), np.float32)
+    model.fit(x, np.zeros((8, 2), np.float32), epochs=3, verbose=0,
+              callbacks=[ThrottledBackup(str(state), every_s), probe])
+    assert seen == saved
+    assert not state.exists()  # removed once training completed, as Keras' callback does

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -27,15 +27,25 @@ VARIANTS = ("float32", "int8")
 def convert(model: keras.Model, variant: str, representative: np.ndarray | None = None) -> bytes:
     """`variant`: "float32", or "int8" (weights and activations; needs `representative` images
     as float32 in the model's input range)."""
+    return convert_all(model, [variant], representative)[variant]
+
+
+def convert_all(model: keras.Model, variants: Sequence[str],
+                representative: np.ndarray | None = None) -> dict[str, bytes]:
+    """Every variant from one SavedModel: writing it (tracing the model) costs about as much as
+    both conversions (GoogLeNet on a 2-core CPU: 6.5 s to write, 3.5 s + 3.9 s to convert)."""
     spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="image")
     # Via a SavedModel: converting a concrete function directly leaves Keras 3 variables as
     # unresolved READ_VARIABLE resources instead of constants.
+    files = {}
     with tempfile.TemporaryDirectory() as saved:
         model.export(saved, format="tf_saved_model", input_signature=[spec], verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        _configure(converter, variant, representative)
-        with native_output(f"TFLite converter ({variant})"):
-            return converter.convert()
+        for variant in variants:
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+            _configure(converter, variant, representative)
+            with native_output(f"TFLite converter ({variant})"):
+                files[variant] = converter.convert()
+    return files
 
 
 def _configure(converter: tf.lite.TFLiteConverter, variant: str,

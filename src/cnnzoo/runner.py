@@ -10,6 +10,7 @@ when it fails; a file left without a cause means the process died without a Pyth
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from cnnzoo import warm
 from cnnzoo.files import read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
@@ -97,7 +99,8 @@ def _summary_failed(failure: Path, returncode: int, seconds: float) -> str:
 
 def run_pipeline(dvc_args: list[str], root: str | Path = ".") -> Outcome:
     """Run `dvc repro *dvc_args` in `root` with this interpreter's environment on PATH (so the
-    stages' `python` is the one cnnzoo is installed in, activated venv or not)."""
+    stages' `python` is the one cnnzoo is installed in, activated venv or not), its stages forked
+    from a warm launcher that has already imported TensorFlow (cnnzoo/warm.py)."""
     root = Path(root).resolve()
     bin_dir = str(Path(sys.executable).parent)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-run-") as tmp:
@@ -105,12 +108,15 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".") -> Outcome:
         env = {**os.environ, FAILURE_ENV: str(failure),
                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
         wall, start = time.time(), time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *dvc_args], cwd=root,
-                                env=env)
-        try:
-            returncode = proc.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached DVC too: let it stop its stage cleanly
-            returncode = proc.wait()
+        with contextlib.ExitStack() as stack:
+            if os.environ.get(warm.ENV) != "off":  # CNNZOO_WARM=off: one cold process per stage
+                env.update(stack.enter_context(warm.launcher(tmp)))
+            proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *dvc_args], cwd=root,
+                                    env=env)
+            try:
+                returncode = proc.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached DVC too: let it stop its stage cleanly
+                returncode = proc.wait()
         seconds = time.monotonic() - start
         if returncode == 0:
             return Outcome(0, seconds, _summary_ok(root, seconds, wall))

@@ -58,9 +58,8 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str,
     # Calibrate int8 ranges on target-task training images (never on the test split).
     x_rep = load_split(prepared, "b_train")[0][: cfg.representative_samples] / np.float32(255.0)
     net = keras.models.load_model(model)
-    result, files = {}, {}
+    result, files = {}, exporter.convert_all(net, exporter.VARIANTS, x_rep)
     for variant in exporter.VARIANTS:
-        files[variant] = exporter.convert(net, variant, x_rep)
         lite = exporter.LiteModel(files[variant])
         scores, _ = classification_metrics(
             y_test, lite.predict_classes(x_test, desc=f"{arch} {variant}"), names)
