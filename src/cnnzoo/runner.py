@@ -10,7 +10,6 @@ when it fails; a file left without a cause means the process died without a Pyth
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import subprocess
@@ -108,9 +107,8 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".") -> Outcome:
         env = {**os.environ, FAILURE_ENV: str(failure),
                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
         wall, start = time.time(), time.monotonic()
-        with contextlib.ExitStack() as stack:
-            if os.environ.get(warm.ENV) != "off":  # CNNZOO_WARM=off: one cold process per stage
-                env.update(stack.enter_context(warm.launcher(tmp)))
+        with warm.launcher(tmp) as warm_env:
+            env.update(warm_env)
             proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *dvc_args], cwd=root,
                                     env=env)
             try:

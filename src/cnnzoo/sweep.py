@@ -10,16 +10,19 @@ restored byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
-from cnnzoo import config
+from cnnzoo import config, warm
 from cnnzoo.files import read_json, write_text
 
 log = logging.getLogger(__name__)
@@ -78,17 +81,18 @@ def run_sweep(labels: list[int], *, params_path: str = "params.yaml",
     order = ([default] if default in labels else []) + [n for n in labels if n != default]
     if restore and order[-1] != default:
         order.append(default)
-    try:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnzoo-sweep-"))
+        env = {**os.environ, **stack.enter_context(warm.launcher(tmp))}  # as in `cnnzoo run`
+        stack.callback(params_file.write_text, original)
         for i, n in enumerate(order):
             log.info("sweep: labels_per_class=%d (dvc exp run)", n)
             cmd = [sys.executable, "-m", "dvc", "exp", "run", "-S", f"data.labels_per_class={n}",
                    *STAGES]
-            if subprocess.run(cmd).returncode != 0:
+            if subprocess.run(cmd, env=env).returncode != 0:
                 raise RuntimeError(f"`{' '.join(cmd[2:])}` failed (its output is above)")
             if n in labels and n not in order[:i]:
                 rows += collect(params.base.archs, Path(metrics_dir), n)
-    finally:
-        params_file.write_text(original)
     rows.sort(key=lambda r: (r["labels_per_class"], params.base.archs.index(r["arch"])))
     write_text(csv_path, to_csv(rows))
     label_sweep_plot(rows, plot_path)

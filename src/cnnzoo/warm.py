@@ -192,7 +192,11 @@ def _die_with_caller(conn: socket.socket) -> None:
 @contextlib.contextmanager
 def launcher(tmp: str | Path) -> Iterator[dict[str, str]]:
     """Start a launcher for the duration of the block; yields the environment entry that makes
-    stage scripts use it. Stopped (and its socket removed with `tmp`) on the way out."""
+    stage scripts use it (none with CNNZOO_WARM=off: one cold process per stage). Stopped (and
+    its socket removed with `tmp`) on the way out."""
+    if os.environ.get(ENV) == "off":
+        yield {}
+        return
     path = str(Path(tmp) / "warm.sock")
     Path(path).unlink(missing_ok=True)  # readiness below is the socket file appearing
     proc = subprocess.Popen([sys.executable, "-m", "cnnzoo.warm", path, str(os.getpid())])
