@@ -124,13 +124,16 @@ def serve(path: str, parent: int | None = None) -> None:
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     head, fds, _, _ = socket.recv_fds(conn, _LENGTH.size, 3)
-    head += _recv_exact(conn, _LENGTH.size - len(head))
-    if len(head) < _LENGTH.size or len(fds) != 3:
+    try:
+        head += _recv_exact(conn, _LENGTH.size - len(head))
+        if len(head) < _LENGTH.size or len(fds) != 3:
+            raise ValueError("incomplete request")
+        (length,) = _LENGTH.unpack(head)
+        return json.loads(_recv_exact(conn, length)), fds
+    except (OSError, ValueError):
         for fd in fds:
             os.close(fd)
-        raise ValueError("incomplete request")
-    (length,) = _LENGTH.unpack(head)
-    return json.loads(_recv_exact(conn, length)), fds
+        raise
 
 
 def _run_stage(conn: socket.socket, request: dict, fds: list[int]) -> None:
