@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sweep test ui bench lint clean
+.PHONY: setup run sizes sweep test ui bench lint clean
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 # the failed stage and its cause, last).
 run: setup
 	@$(BIN)/cnnzoo run
+
+# The lecture's deployment sizes (VGG-16 ... MobileNet V2 at 224x224, random weights): the slow,
+# cached `sizes` stage, then the report again with its section. Minutes the first time.
+sizes: setup
+	@$(BIN)/cnnzoo sizes
 
 # Label sweep over task B's budget (after `make run`): transfer vs scratch at 5, 20, 100 and 1000
 # labels per class as DVC experiments (`dvc exp show`); reports/sweep.csv + plots/sweep.png.

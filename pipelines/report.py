@@ -1,4 +1,4 @@
-"""DVC stage `report`: the leaderboard across architectures (Markdown + CSV)."""
+"""DVC stage `report`: the leaderboard (Markdown + CSV), the mobile export, the deployment sizes."""
 
 from cnnzoo import warm
 
@@ -13,4 +13,6 @@ p.add_argument("--params", default="params.yaml")
 p.add_argument("--metrics-dir", dest="metrics_dir", required=True)
 p.add_argument("--md", required=True)
 p.add_argument("--csv", required=True)
+p.add_argument("--sizes", dest="sizes_csv", required=True,
+               help="the sizes stage's CSV, included when present (not a DVC dependency)")
 run_stage(report, **vars(p.parse_args()))

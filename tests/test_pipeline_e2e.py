@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
+from cnnzoo.export import VARIANTS
 from tests.conftest import copy_project
 
 
@@ -81,8 +82,8 @@ def test_dvc_repro_end_to_end(project):
         expected += [f"metrics/{s}/{a}.json" for s in trained]
         expected += [f"plots/{s}/{a}.csv" for s in trained]
         expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
-                     f"exports/{a}/{a}_float32.tflite", f"exports/{a}/{a}_int8.tflite",
-                     f"exports/{a}/labels.txt"]
+                     f"exports/{a}/labels.txt", f"exports/{a}/model.json"]
+        expected += [f"exports/{a}/{a}_{v}.tflite" for v in VARIANTS]
     missing = [p for p in expected if not (root / p).is_file()
                or ((root / p).stat().st_size == 0 and not p.endswith("skipped.txt"))]
     assert not missing
@@ -94,23 +95,37 @@ def test_dvc_repro_end_to_end(project):
         ex = json.loads((root / f"metrics/export/{a}.json").read_text())
         assert 0.0 <= ev["accuracy"] <= 1.0 and ev["test_images"] == 100
         assert ev["params"] > 0 and ev["model_bytes"] > 0
-        for v in ("float32", "int8"):
+        for v in VARIANTS:
             assert 0.0 <= ex[v]["accuracy"] <= 1.0 and ex[v]["size_bytes"] > 0
+            assert ex[v]["drop"] == pytest.approx(ex["keras_accuracy"] - ex[v]["accuracy"])
+        assert ex["keras_accuracy"] == ev["accuracy"] and ex["test_images"] == 100
         assert ex["int8"]["size_bytes"] < ex["float32"]["size_bytes"]
+        card = json.loads((root / f"exports/{a}/model.json").read_text())
+        assert card["input"]["source_size"] == [28, 28] and card["mlflow_run_id"]
         for s in ("transfer", "finetune", "scratch"):  # 10 labels per class of the pool of 20
             m = json.loads((root / f"metrics/{s}/{a}.json").read_text())
             assert m["train_images"] == 50 and 0.0 <= m["test_accuracy"] <= 1.0
     report = (root / "reports/leaderboard.md").read_text()
     assert all(f"| {a} |" in report for a in archs)
     assert "| acc scratch | acc linear probe | acc fine-tuned | transfer gain |" in report
+    assert "## Mobile export" in report and "| lenet5 | dynamic_int8 |" in report
+    assert "Not computed yet: `make sizes`" in report
     effect = json.loads((root / "metrics/augment_effect.json").read_text())
     assert effect["arch"] == "lenet5" and 0 <= effect["accuracy_with"] <= 1
     assert f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}" in report
 
+    # `make sizes`: the sizes stage (tiny params: one small network), then the report again.
+    sized = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "sizes"], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert sized.returncode == 0, sized.stdout[-3000:] + sized.stderr[-3000:]
+    assert any(line.startswith("mobilenet_v2 ") for line in sized.stdout.splitlines())
+    report = (root / "reports/leaderboard.md").read_text()
+    assert "## Deployment sizes" in report and "| mobilenet_v2 |" in report
+
     db = sqlite3.connect(root / "mlflow.db")
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
     stages = ["pretrain", "transfer", "finetune", "scratch", "evaluate", "export"]
-    want = ({"download", "augment", "augment_effect-lenet5", "report"}
+    want = ({"download", "augment", "augment_effect-lenet5", "report", "sizes"}
             | {f"{s}-{a}" for s in stages for a in archs})
     assert want <= set(runs) and all(runs[n] == "FINISHED" for n in want)
     tags = dict(db.execute("SELECT t.key, t.value FROM tags t JOIN runs r ON t.run_uuid = r.run_uuid"
@@ -118,6 +133,8 @@ def test_dvc_repro_end_to_end(project):
     assert tags["stage"] == "finetune" and tags["arch"] == "lenet5" and tags["git_commit"]
     assert tags["strategy"] == "fine_tune_top" and tags["weights"] == "scratch"
     assert tags["labels_per_class"] == "10"
+    alias = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
+    assert ("cnnzoo-mobile", "mobile") in alias
     n_epoch_metrics = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid ="
                                  " r.run_uuid WHERE r.name = 'pretrain-lenet5'"
                                  " AND m.key = 'val_accuracy'").fetchone()[0]
@@ -125,6 +142,34 @@ def test_dvc_repro_end_to_end(project):
 
     second = repro(root, env)
     assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
+
+
+def test_predict_agrees_with_keras_on_exported_models(project, tmp_path, capsys):
+    """`cnnzoo predict` on real test images as 28x28 PNGs (the dataset's own files' size)."""
+    root, _ = project
+    if not (root / "exports/lenet5/model.json").is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    from cnnzoo.cli import main
+    from cnnzoo.data.datasets import load_split
+
+    x, _ = load_split(root / "data/prepared", "b_test")
+    pngs = []
+    for i, img in enumerate(x[:20]):
+        pngs.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(img[2:30, 2:30, 0], "L").save(pngs[-1])  # undo the 28 -> 32 padding
+    names = json.loads((root / "exports/lenet5/model.json").read_text())["classes"]
+    want = np.argmax(keras.models.load_model(root / "models/finetune/lenet5.keras")
+                     .predict(x[:20].astype("float32") / 255, verbose=0), axis=1)
+    for model in ("exports/lenet5/lenet5_float32.tflite", "models/finetune/lenet5.keras"):
+        assert main(["predict", str(root / model), *pngs, "-k", "1",
+                     "--card", str(root / "exports/lenet5/model.json")]) == 0
+        got = [line.split(": ")[1].rsplit(" ", 1)[0]
+               for line in capsys.readouterr().out.splitlines()]
+        assert got == [names[i] for i in want]
 
 
 def test_bench_data_reports_both_rates(project):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cnnzoo import logs
 
@@ -73,10 +74,50 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
-    from cnnzoo.runner import run_pipeline
+def _predict(args: argparse.Namespace) -> int:
+    from cnnzoo.predict import PredictError, predict
 
-    outcome = run_pipeline(args.targets + dvc_args)
+    try:
+        results = predict(args.model, args.images, card=args.card, top_k=args.top_k)
+    except PredictError as err:
+        print(f"cnnzoo predict: {err}", file=sys.stderr)
+        return 2
+    for r in results:
+        print(f"{r.image}: " + ", ".join(f"{label} {p:.3f}" for label, p in r.top))
+    return 0
+
+
+def _sizes(args: argparse.Namespace) -> int:
+    """Through DVC (cached) for the params file's models; directly for models named here."""
+    from cnnzoo import config, sizes
+    from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
+
+    logs.setup()
+    if args.names:
+        try:
+            cfg = config.SizesConfig(models=args.names, input_size=args.input_size,
+                                     channels=args.channels, num_classes=args.num_classes)
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 2
+        print(sizes.to_text(sizes.measure_all(cfg)))
+        return 0
+    # The stage, then the report again so its sizes section appears (seconds; the report does
+    # not depend on the stage, see dvc.yaml).
+    outcome = run_pipeline(["sizes"], summary=False)
+    if outcome.returncode == 0 and Path("reports/leaderboard.md").is_file():
+        outcome = run_pipeline([*DEFAULT_TARGETS, "--force", "--single-item"], summary=False)
+    if outcome.returncode != 0:
+        print(outcome.summary, file=sys.stderr)
+        return outcome.returncode
+    print(sizes.to_text(sizes.read_csv(Path("reports/sizes.csv"))))
+    return 0
+
+
+def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
+    from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
+
+    outcome = run_pipeline((args.targets or list(DEFAULT_TARGETS)) + dvc_args)
     sys.stdout.flush()
     print(outcome.summary, file=sys.stdout if outcome.returncode == 0 else sys.stderr)
     return outcome.returncode
@@ -89,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="dvc repro, then the leaderboard and the wall time (make run)",
                        description="Runs `dvc repro` with this environment's python on PATH; "
                        "other options (e.g. -f, --dry) are passed on to dvc repro.")
-    r.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
+    r.add_argument("targets", nargs="*",
+                   help="stages to reproduce (default: report and every stage it needs, i.e. "
+                   "all but the slow `sizes`)")
     r.set_defaults(func=_run)
     m = sub.add_parser("models", help="registered models with parameters and MACs per image")
     m.add_argument("names", nargs="*", help="models to show (default: all)")
@@ -115,6 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--no-restore", action="store_true",
                    help="leave the workspace at the last budget (skips rerunning the default)")
     s.set_defaults(func=_sweep)
+    pr = sub.add_parser("predict", help="run an exported .tflite or .keras model on image files",
+                        description="Pre-processes PNG/JPEG files (any size, colour or grey) as "
+                        "in training (model.json) and prints the top-k labels with probabilities.")
+    pr.add_argument("model", help="a .tflite or .keras file, e.g. exports/mobilenet_v2/"
+                    "mobilenet_v2_int8.tflite")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--card", help="model.json (default: beside the model, or exports/<name>/)")
+    pr.add_argument("-k", "--top-k", type=int, default=3)
+    pr.set_defaults(func=_predict)
+    z = sub.add_parser("sizes", help="deployment sizes: parameters, Keras and TFLite float32 / "
+                       "float16 / int8 file sizes of canonical networks (random weights)",
+                       description="Without names: the `sizes` DVC stage for params.yaml's "
+                       "`sizes` section (cached after the first run, which takes minutes), then "
+                       "the table. With names: those models measured now.")
+    z.add_argument("names", nargs="*", help="models to measure now instead")
+    z.add_argument("--input-size", type=int, default=224)
+    z.add_argument("--channels", type=int, default=3)
+    z.add_argument("--num-classes", type=int, default=1000)
+    z.set_defaults(func=_sizes)
     args, extra = parser.parse_known_args(argv)
     if args.func is _run:
         return _run(args, extra)

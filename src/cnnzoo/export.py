@@ -1,7 +1,8 @@
-"""TFLite export (float32 and full-integer int8) and evaluation through the LiteRT interpreter.
+"""TFLite export in four variants, and running them through the LiteRT interpreter.
 
 Models are converted from a fixed batch-1 signature (a dynamic batch adds SHAPE/STRIDED_SLICE
-ops) with built-in ops only, then run by `ai_edge_litert` as they would on a phone.
+ops) with built-in ops only (no Flex/SELECT_TF_OPS), then run by `ai_edge_litert` with its
+default XNNPACK delegate, as they would run on a phone's CPU.
 """
 
 from __future__ import annotations
@@ -9,31 +10,48 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from tqdm import tqdm
 
 from cnnzoo.logs import native_output
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("float32", "int8")
+# float32; float16 weights; dynamic-range int8 (int8 weights, float activations); full-integer
+# int8 (int8 weights and activations, int8 input and output, calibrated on representative images).
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+CALIBRATED = "int8"
+# Ops that only convert between the float and int8 worlds at the edges of a float island.
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 
 
-def convert(model: keras.Model, variant: str, representative: np.ndarray | None = None) -> bytes:
-    """`variant`: "float32", or "int8" (weights and activations; needs `representative` images
-    as float32 in the model's input range)."""
-    return convert_all(model, [variant], representative)[variant]
+def convert(model: keras.Model, variant: str, representative: np.ndarray | None = None,
+            per_channel: bool = True) -> bytes:
+    """One variant of `VARIANTS`; "int8" needs `representative` images as float32 in the
+    model's input range."""
+    return convert_all(model, [variant], representative, per_channel)[variant]
 
 
 def convert_all(model: keras.Model, variants: Sequence[str],
-                representative: np.ndarray | None = None) -> dict[str, bytes]:
+                representative: np.ndarray | None = None,
+                per_channel: bool = True) -> dict[str, bytes]:
     """Every variant from one SavedModel: writing it (tracing the model) costs about as much as
-    both conversions (GoogLeNet on a 2-core CPU: 6.5 s to write, 3.5 s + 3.9 s to convert)."""
+    two conversions (GoogLeNet on a 2-core CPU: 6.5 s to write, 3.5 s + 3.9 s to convert).
+
+    `per_channel=False` gives the int8 variant one scale per weight tensor instead of one per
+    output channel: less accurate in general, but per-channel scales and zero points take 12
+    bytes per channel for the weights and again for the biases, a quarter of a 0.35-wide
+    MobileNetV2's int8 file.
+    """
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown TFLite variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="image")
     # Via a SavedModel: converting a concrete function directly leaves Keras 3 variables as
     # unresolved READ_VARIABLE resources instead of constants.
@@ -42,16 +60,21 @@ def convert_all(model: keras.Model, variants: Sequence[str],
         model.export(saved, format="tf_saved_model", input_signature=[spec], verbose=False)
         for variant in variants:
             converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-            _configure(converter, variant, representative)
+            _configure(converter, variant, representative, per_channel)
             with native_output(f"TFLite converter ({variant})"):
                 files[variant] = converter.convert()
     return files
 
 
 def _configure(converter: tf.lite.TFLiteConverter, variant: str,
-               representative: np.ndarray | None) -> None:
+               representative: np.ndarray | None, per_channel: bool) -> None:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant == "int8":
+    if variant == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
         if representative is None or not len(representative):
             raise ValueError("int8 export needs representative images")
 
@@ -59,13 +82,31 @@ def _configure(converter: tf.lite.TFLiteConverter, variant: str,
             for img in representative:
                 yield [img[None].astype(np.float32)]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = samples
+        # Ops without an int8 kernel (e.g. AlexNet's LRN) stay float between QUANTIZE and
+        # DEQUANTIZE; `float_ops` lists them.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    elif variant != "float32":
-        raise ValueError(f"unknown TFLite variant {variant!r}; known: {', '.join(VARIANTS)}")
+        # The converter's only switch for it (TF 2.21); per-channel is its default.
+        converter._experimental_disable_per_channel = not per_channel
+    # dynamic_int8: Optimize.DEFAULT without a representative dataset quantizes weights only.
+
+
+def float_ops(content: bytes) -> dict[str, int]:
+    """Ops of a model that compute in float (any float32 input or output), by op name, without
+    the QUANTIZE/DEQUANTIZE ops around them: empty for an integer-only model."""
+    with native_output("LiteRT interpreter"):
+        # Without the default delegate, so the model's own ops are listed, not DELEGATE nodes.
+        interp = Interpreter(model_content=content, experimental_op_resolver_type=
+                             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    found: Counter[str] = Counter()
+    for op in interp._get_ops_details():  # the interpreter's only per-op listing
+        tensors = [i for i in (*op["inputs"], *op["outputs"]) if i >= 0]
+        if op["op_name"] not in _BOUNDARY_OPS and any(dtypes[i] == np.float32 for i in tensors):
+            found[op["op_name"]] += 1
+    return dict(sorted(found.items()))
 
 
 class LiteModel:
@@ -77,6 +118,10 @@ class LiteModel:
             self.interpreter.allocate_tensors()
         self.inp = self.interpreter.get_input_details()[0]
         self.out = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.inp["shape"][1:])
 
     def _quantize(self, img: np.ndarray) -> np.ndarray:
         if self.inp["dtype"] == np.float32:
@@ -94,16 +139,23 @@ class LiteModel:
             out = (out.astype(np.float32) - zero) * scale
         return out
 
-    def predict_classes(self, x: np.ndarray, desc: str = "") -> np.ndarray:
-        return np.array([int(np.argmax(self.logits(img)))
+    def predict_logits(self, x: np.ndarray, desc: str = "") -> np.ndarray:
+        return np.stack([self.logits(img)
                          for img in tqdm(x, desc=desc, unit="img", disable=None, leave=False)])
 
-    def latency_ms(self, img: np.ndarray, runs: int) -> float:
-        """Median single-image latency after a warm-up call."""
-        self.logits(img)
-        times = []
-        for _ in range(runs):
+    def predict_classes(self, x: np.ndarray, desc: str = "") -> np.ndarray:
+        return np.argmax(self.predict_logits(x, desc), axis=-1)
+
+    def latency(self, img: np.ndarray, runs: int = 100, warmup: int = 10) -> dict[str, float]:
+        """Batch-1 `invoke()` time in ms (input set once, the warm-up calls not timed): median
+        and 90th percentile over `runs` calls."""
+        self.interpreter.set_tensor(self.inp["index"], self._quantize(img[None]))
+        for _ in range(warmup):
+            self.interpreter.invoke()
+        times = np.empty(runs)
+        for i in range(runs):
             start = time.perf_counter()
-            self.logits(img)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1e3)
+            self.interpreter.invoke()
+            times[i] = time.perf_counter() - start
+        return {"median_ms": float(np.median(times) * 1e3),
+                "p90_ms": float(np.percentile(times, 90) * 1e3)}

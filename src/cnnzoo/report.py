@@ -1,4 +1,5 @@
-"""The leaderboard across architectures, as Markdown and CSV."""
+"""The report: the leaderboard across architectures (Markdown and CSV), the mobile-export
+table of every TFLite variant, and the canonical deployment sizes when `make sizes` has run."""
 
 from __future__ import annotations
 
@@ -51,11 +52,78 @@ def collect(archs: list[str], metrics_dir: Path) -> list[dict]:
             "gain": f"{ev['accuracy'] - scratch:+.4f}",
             "acc_fp32": round(ex["float32"]["accuracy"], 4),
             "acc_int8": round(ex["int8"]["accuracy"], 4),
-            "int8_latency_ms": round(ex["int8"]["latency_ms"], 3),
+            "int8_latency_ms": round(_latency(ex["int8"], "median_ms"), 3),
             "augmentation": (f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}"
                              if effect and effect["arch"] == arch else ""),
         })
     return rows
+
+
+def _latency(variant: dict, stat: str, threads: int | None = None) -> float:
+    """A variant's latency `stat` at `threads` (default: the fewest threads measured)."""
+    found = {int(k.split("t_")[0]): v for k, v in variant["latency"].items() if k.endswith(stat)}
+    return found[threads if threads is not None else min(found)]
+
+
+def mobile_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
+    """One row per (architecture, TFLite variant) from the export stage's metrics."""
+    from cnnzoo.export import VARIANTS
+
+    rows = []
+    for arch in archs:
+        ex = read_json(metrics_dir / "export" / f"{arch}.json")
+        for variant in VARIANTS:
+            v = ex[variant]
+            threads = sorted({int(k.split("t_")[0]) for k in v["latency"]})
+            ops = v.get("float_ops", {})
+            rows.append({
+                "arch": arch, "variant": variant, "kb": round(v["size_bytes"] / 1024, 1),
+                "keras": f"{ex['keras_accuracy']:.4f}", "accuracy": f"{v['accuracy']:.4f}",
+                "drop": f"{v['drop']:+.4f}",
+                "latency": " / ".join(f"{_latency(v, 'median_ms', t):.3f} ({_latency(v, 'p90_ms', t):.3f})"
+                                      for t in threads),
+                "threads": "/".join(map(str, threads)),
+                "notes": (f"{ex['int8_scales'].replace('_', '-')} scales; "
+                          + (f"float ops: {', '.join(f'{k}×{n}' for k, n in ops.items())}"
+                             if ops else "integer-only")) if variant == "int8" else "",
+            })
+    return rows
+
+
+def pick_mobile(archs: list[str], metrics_dir: Path, tolerance: float) -> str:
+    """The model to ship to phones: the smallest int8 file among those whose int8 test accuracy
+    is within `tolerance` of the best int8 accuracy."""
+    int8 = {a: read_json(metrics_dir / "export" / f"{a}.json")["int8"] for a in archs}
+    best = max(v["accuracy"] for v in int8.values())
+    near = [a for a in archs if int8[a]["accuracy"] >= best - tolerance]
+    return min(near, key=lambda a: (int8[a]["size_bytes"], -int8[a]["accuracy"]))
+
+
+def mobile_markdown(rows: list[dict], pick: str | None) -> str:
+    threads = rows[0]["threads"] if rows else "1"
+    lines = ["## Mobile export (TFLite through LiteRT)", "",
+             "Every variant evaluated on the whole test split; latency is batch-1 `invoke()` "
+             f"with XNNPACK on the **host CPU (not a phone)**, median (p90) in ms at {threads} "
+             "thread(s), warm-up excluded.", "",
+             "| architecture | variant | size (KB) | acc Keras | acc TFLite | drop | latency ms "
+             f"at {threads} threads, median (p90) | int8 notes |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['arch']} | {r['variant']} | {r['kb']} | {r['keras']} | {r['accuracy']} | "
+              f"{r['drop']} | {r['latency']} | {r['notes']} |" for r in rows]
+    if pick:
+        lines += ["", f"Registered in MLflow as `models:/cnnzoo-mobile@mobile`: **{pick}** (the "
+                  "smallest int8 file within the parity tolerance of the best int8 accuracy)."]
+    return "\n".join(lines + [""])
+
+
+def sizes_markdown(sizes_csv: Path) -> str:
+    head = "## Deployment sizes of the canonical networks"
+    if not sizes_csv.is_file():
+        return (f"{head}\n\nNot computed yet: `make sizes` (the cached DVC stage `sizes`, "
+                "minutes on a CPU) adds the canonical 224×224 table here.\n")
+    from cnnzoo.sizes import read_csv, to_markdown
+
+    return f"{head}\n\n{to_markdown(read_csv(sizes_csv))}"
 
 
 def _cell(key: str, value) -> str:
@@ -91,6 +159,7 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_report(rows: list[dict], md_path: Path, csv_path: Path, title: str) -> None:
-    write_text(md_path, to_markdown(rows, title))
+def write_report(rows: list[dict], md_path: Path, csv_path: Path, title: str,
+                 sections: tuple[str, ...] = ()) -> None:
+    write_text(md_path, "\n".join([to_markdown(rows, title), *sections]))
     write_text(csv_path, to_csv(rows))

@@ -25,6 +25,9 @@ from cnnzoo import warm
 from cnnzoo.files import read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
+# What `cnnzoo run` reproduces without targets: the report and every stage it needs, which is
+# all of dvc.yaml but the slow, cached `sizes` stage (`make sizes`; a plain `dvc repro` runs it).
+DEFAULT_TARGETS = ("report",)
 
 
 def stage_started(stage: str) -> None:
@@ -96,7 +99,7 @@ def _summary_failed(failure: Path, returncode: int, seconds: float) -> str:
     return f"cnnzoo: pipeline FAILED at stage '{info['stage']}' after {took}: {cause}"
 
 
-def run_pipeline(dvc_args: list[str], root: str | Path = ".") -> Outcome:
+def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = True) -> Outcome:
     """Run `dvc repro *dvc_args` in `root` with this interpreter's environment on PATH (so the
     stages' `python` is the one cnnzoo is installed in, activated venv or not), its stages forked
     from a warm launcher that has already imported TensorFlow (cnnzoo/warm.py)."""
@@ -117,5 +120,5 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".") -> Outcome:
                 returncode = proc.wait()
         seconds = time.monotonic() - start
         if returncode == 0:
-            return Outcome(0, seconds, _summary_ok(root, seconds, wall))
+            return Outcome(0, seconds, _summary_ok(root, seconds, wall) if summary else "")
         return Outcome(returncode, seconds, _summary_failed(failure, returncode, seconds))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -55,9 +57,10 @@ def git_commit() -> str:
 class Run:
     """A guarded handle on one MLflow run: every call degrades to a warning on failure."""
 
-    def __init__(self, active: bool, name: str = "run"):
+    def __init__(self, active: bool, name: str = "run", run_id: str | None = None):
         self.active = active
         self.name = name  # "<stage>-<arch>", as the run is named in the UI
+        self.run_id = run_id
 
     def _guard(self, what: str, fn, *args, **kwargs):
         if not self.active:
@@ -101,6 +104,41 @@ class Run:
                                    pip_requirements=reqs, registered_model_name=registered_name)
 
         self._guard("log_model", _log)
+
+    def log_tflite_model(self, folder: str | Path) -> str | None:
+        """An export folder (.tflite files, model.json, labels.txt) as a pyfunc model that runs
+        the int8 file through LiteRT (cnnzoo/litert_pyfunc.py). Returns its model URI."""
+        import mlflow
+
+        folder = Path(folder)
+        card = json.loads((folder / "model.json").read_text())
+        artifacts = {v: str(folder / info["file"]) for v, info in card["variants"].items()}
+        artifacts.update({"model.json": str(folder / "model.json"),
+                          "labels.txt": str(folder / "labels.txt")})
+        reqs = [f"{p}=={metadata.version(p)}" for p in ("ai-edge-litert", "numpy", "pandas")]
+
+        def _log():
+            # pyfunc logging copies the artifacts with a progress bar per file, and asks for
+            # type hints that do not fit image arrays: neither belongs in a stage's log.
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
+                return mlflow.pyfunc.log_model(
+                    name="mobile", python_model=str(Path(__file__).with_name("litert_pyfunc.py")),
+                    artifacts=artifacts, pip_requirements=reqs).model_uri
+
+        return self._guard("log_tflite_model", _log)
+
+    def register(self, model_uri: str, name: str, alias: str) -> str | None:
+        """A new version of registered model `name` from `model_uri`, given `alias`."""
+        import mlflow
+
+        def _register():
+            version = mlflow.register_model(model_uri, name).version
+            mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+            return str(version)
+
+        return self._guard("register", _register)
 
     def epoch_callback(self) -> keras.callbacks.Callback:
         run = self
@@ -156,7 +194,7 @@ def stage_run(stage: str, arch: str | None, *, experiment: str, params: Mapping[
                     type(err).__name__, err)
         yield Run(active=False, name=run_name)
         return
-    run = Run(active=True, name=run_name)
+    run = Run(active=True, name=run_name, run_id=ctx.info.run_id)
     run.log_params({**params, **{f"tag.{k}": v for k, v in tags.items()
                                  if k not in ("stage", "arch", "git_commit")}})
     status = "FAILED"

@@ -165,6 +165,8 @@ def prepare(cfg: DataConfig, seed: int, out_dir: str | Path, cache_dir: str | Pa
     meta = {
         "source": cfg.source,
         "image_shape": list(splits["a_train"][0].shape[1:]),
+        # Before `fit` (e.g. 28x28 padded to 32x32): how `cnnzoo predict` prepares new images.
+        "source_image_shape": list(raw.x_train.shape[1:]),
         "task_a": {"classes": a, "names": [raw.class_names[c] for c in a]},
         "task_b": {"classes": b, "names": [raw.class_names[c] for c in b]},
         "counts": {name: int(len(y)) for name, (_, y) in splits.items()},

@@ -1,11 +1,11 @@
 """One function per DVC stage, one module per pipeline: `data` (download, augment), `classify`
 (pretrain, transfer, finetune, scratch, augment_effect), `ship` (evaluate, export, report,
-sweep). `pipelines/<stage>.py` only parses paths and calls these through `run_stage`."""
+sizes). `pipelines/<stage>.py` only parses paths and calls these through `run_stage`."""
 
 from cnnzoo.stages.classify import augment_effect, finetune, pretrain, scratch, transfer
 from cnnzoo.stages.common import run_stage, training_data
 from cnnzoo.stages.data import augment, download
-from cnnzoo.stages.ship import evaluate, export, report
+from cnnzoo.stages.ship import evaluate, export, report, sizes
 
 __all__ = ["augment", "augment_effect", "download", "evaluate", "export", "finetune", "pretrain",
-           "report", "run_stage", "scratch", "training_data", "transfer"]
+           "report", "run_stage", "scratch", "sizes", "training_data", "transfer"]

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params
-from cnnzoo.files import atomic_path, write_json
+from cnnzoo.files import atomic_path, read_json, write_json
 from cnnzoo.stages.common import experiment_tags
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
+MOBILE_MODEL = "cnnzoo-mobile"  # the registered model that the report's pick goes to
 
 
 def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: str,
@@ -43,60 +44,135 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
 
 def export(params: Params, *, arch: str, prepared: str, model: str, out: str,
            metrics: str) -> None:
+    """Four TFLite variants + labels.txt + model.json in `out`, measured (`cnnzoo.mobile`) and
+    gated: a variant more than `export.max_drop` below the Keras model fails the stage, after
+    its numbers are logged, and writes no output."""
     import keras
 
-    from cnnzoo import export as exporter
+    from cnnzoo import mobile
     from cnnzoo.data.datasets import load_meta, load_split
-    from cnnzoo.evaluate import classification_metrics
 
     cfg = params.export
-    names = load_meta(prepared)["task_b"]["names"]
-    x_test, y_test = load_split(prepared, "b_test")
-    if cfg.eval_limit:
-        x_test, y_test = x_test[: cfg.eval_limit], y_test[: cfg.eval_limit]
-    x_test = x_test.astype(np.float32) / 255.0
+    meta = load_meta(prepared)
+    names = meta["task_b"]["names"]
+
+    def split(name: str, limit: int = 0) -> mobile.Split:
+        x, y = load_split(prepared, name)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        return mobile.Split(x.astype(np.float32) / 255.0, y)
+
+    test, val = split("b_test", cfg.eval_limit), split("b_val")
     # Calibrate int8 ranges on target-task training images (never on the test split).
-    x_rep = load_split(prepared, "b_train")[0][: cfg.representative_samples] / np.float32(255.0)
+    x_rep = split("b_train", cfg.representative_samples).x
     net = keras.models.load_model(model)
-    result, files = {}, exporter.convert_all(net, exporter.VARIANTS, x_rep)
-    for variant in exporter.VARIANTS:
-        lite = exporter.LiteModel(files[variant])
-        scores, _ = classification_metrics(
-            y_test, lite.predict_classes(x_test, desc=f"{arch} {variant}"), names)
-        result[variant] = {"size_bytes": len(files[variant]), "accuracy": scores["accuracy"],
-                           "latency_ms": lite.latency_ms(x_test[0], cfg.latency_runs)}
-        log.info("export %s %s: %.1f KB, accuracy %.4f, %.3f ms/image", arch, variant,
-                 len(files[variant]) / 1024, scores["accuracy"], result[variant]["latency_ms"])
-    result["int8_accuracy_drop"] = result["float32"]["accuracy"] - result["int8"]["accuracy"]
-    result["test_images"] = len(y_test)
-    if result["int8_accuracy_drop"] > cfg.max_int8_drop:
-        raise RuntimeError(
-            f"{arch}: int8 quantization lost {result['int8_accuracy_drop']:.4f} accuracy "
-            f"(float32 {result['float32']['accuracy']:.4f} -> int8 "
-            f"{result['int8']['accuracy']:.4f}), more than export.max_int8_drop="
-            f"{cfg.max_int8_drop}")
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        for variant, content in files.items():
-            (tmp / f"{arch}_{variant}.tflite").write_bytes(content)
-        (tmp / "labels.txt").write_text("\n".join(names) + "\n")
-    write_json(metrics, result)
+    files, result = mobile.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
+                                               name=arch)
+    failures = mobile.gate_failures(result, cfg.max_drop)
     with stage_run("export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}, tags=experiment_tags(params)) as run:
-        run.log_metrics({f"{v}_{k}": result[v][k] for v in exporter.VARIANTS
-                         for k in ("size_bytes", "accuracy", "latency_ms")})
-        run.log_metrics({"int8_accuracy_drop": result["int8_accuracy_drop"]})
+        run.log_metrics(_flat_metrics(result))
+        if failures:
+            raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
+        card = model_card(arch, meta, params, result, files, run_id=run.run_id)
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            for variant, content in files.items():
+                (tmp / card["variants"][variant]["file"]).write_bytes(content)
+            (tmp / "labels.txt").write_text("\n".join(names) + "\n")
+            write_json(tmp / "model.json", card)
         for f in sorted(Path(out).iterdir()):
             run.log_artifact(f, folder="tflite")
+        # A pyfunc model holding the files, for the report to register the best one (@mobile).
+        model_uri = run.log_tflite_model(out)
+        write_json(metrics, {**result, "mlflow_run_id": run.run_id, "mlflow_model_uri": model_uri})
+    log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)",
+             arch, cfg.max_drop, result["keras_accuracy"], result["int8_size_ratio"],
+             result["int8_scales"].replace("_", "-"))
 
 
-def report(params: Params, *, metrics_dir: str, md: str, csv: str) -> None:
-    from cnnzoo.report import collect, write_report
+def _flat_metrics(result: dict) -> dict[str, float]:
+    from cnnzoo.export import VARIANTS
 
-    rows = collect(params.base.archs, Path(metrics_dir))
-    write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)")
+    flat = {f"{v}_{k}": result[v][k] for v in VARIANTS for k in ("size_bytes", "accuracy", "drop")}
+    flat.update({f"{v}_latency_{k}": ms for v in VARIANTS for k, ms in result[v]["latency"].items()})
+    flat.update(keras_accuracy=result["keras_accuracy"], int8_size_ratio=result["int8_size_ratio"],
+                int8_float_ops=sum(result["int8"]["float_ops"].values()))
+    return flat
+
+
+def model_card(arch: str, meta: dict, params: Params, result: dict, files: dict[str, bytes],
+               run_id: str | None) -> dict:
+    """model.json: what an app needs to feed the .tflite files (and `cnnzoo predict` reads)."""
+    from cnnzoo.export import LiteModel
+    from cnnzoo.tracking import git_commit
+
+    shape = meta["image_shape"]
+    variants = {}
+    for variant, content in files.items():
+        inp = LiteModel(content).inp
+        scale, zero = inp["quantization"]
+        variants[variant] = {"file": f"{arch}_{variant}.tflite",
+                             "input_dtype": np.dtype(inp["dtype"]).name,
+                             **({"input_scale": float(scale), "input_zero_point": int(zero)}
+                                if scale else {}),
+                             **{k: result[variant][k] for k in ("size_bytes", "accuracy")}}
+    return {
+        "arch": arch,
+        "task": "classification",
+        "classes": meta["task_b"]["names"],
+        "input": {
+            "shape": shape, "dtype": "float32", "range": [0.0, 1.0],
+            "normalisation": "pixel / 255, no mean or std",
+            "colour": "grey" if shape[-1] == 1 else "rgb",
+            # How training images were brought to `shape`: resized to source_size, then
+            # zero-padded (fit: pad) or resized (fit: resize) to `shape`.
+            "fit": params.data.fit,
+            "source_size": meta.get("source_image_shape", shape)[:2],
+            # Variants with an input_scale take int8: q = round(x / scale) + zero_point.
+        },
+        "output": "logits (softmax gives probabilities)",
+        "variants": variants,
+        "keras_accuracy": result["keras_accuracy"],
+        "test_images": result["test_images"],
+        "mlflow_run_id": run_id,
+        "source_commit": git_commit(),
+    }
+
+
+def report(params: Params, *, metrics_dir: str, md: str, csv: str, sizes_csv: str) -> None:
+    """The leaderboard, the mobile-export table and, once `make sizes` has run, the canonical
+    deployment sizes; registers the model to ship to phones as `cnnzoo-mobile@mobile`."""
+    from cnnzoo import report as rep
+
+    archs, metrics = params.base.archs, Path(metrics_dir)
+    rows = rep.collect(archs, metrics)
+    pick = rep.pick_mobile(archs, metrics, params.export.max_drop)
     with stage_run("report", None, experiment=params.base.experiment,
-                   params={"archs": params.base.archs}, tags=experiment_tags(params)) as run:
+                   params={"archs": archs}, tags=experiment_tags(params)) as run:
+        uri = read_json(metrics / "export" / f"{pick}.json").get("mlflow_model_uri")
+        version = run.register(uri, MOBILE_MODEL, "mobile") if uri else None
+        if version:
+            log.info("registered %s as %s version %s, alias @mobile", pick, MOBILE_MODEL, version)
+        rep.write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)",
+                         sections=(rep.mobile_markdown(rep.mobile_rows(archs, metrics),
+                                                       pick if version else None),
+                                   rep.sizes_markdown(Path(sizes_csv))))
         run.log_artifact(md)
         run.log_artifact(csv)
     log.info("report -> %s", md)
+
+
+def sizes(params: Params, *, csv: str, md: str) -> None:
+    """The canonical deployment-size table (`cnnzoo.sizes`), logged to MLflow."""
+    from cnnzoo import sizes as measured
+
+    rows = measured.measure_all(params.sizes)
+    measured.write(rows, csv, md)
+    with stage_run("sizes", None, experiment=params.base.experiment,
+                   params={"sizes": params.sizes.model_dump()}) as run:
+        run.log_metrics({f"{r['model']}_{k}": r[k] for r in rows
+                         for k in ("params", "keras_mb", "float32_mb", "float16_mb", "int8_mb")})
+        run.log_artifact(csv)
+        run.log_artifact(md)
+    log.info("sizes -> %s\n%s", md, measured.to_text(rows))

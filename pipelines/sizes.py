@@ -1,0 +1,15 @@
+"""DVC stage `sizes`: canonical networks' Keras and TFLite file sizes (slow, cached; `make sizes`)."""
+
+from cnnzoo import warm
+
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+
+import argparse
+
+from cnnzoo.stages import run_stage, sizes
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument("--params", default="params.yaml")
+p.add_argument("--csv", required=True)
+p.add_argument("--md", required=True)
+run_stage(sizes, **vars(p.parse_args()))

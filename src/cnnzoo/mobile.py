@@ -1,0 +1,88 @@
+"""The mobile export's measurements: every TFLite variant against its Keras model.
+
+1. Pick the int8 weight granularity (`export.int8_scales`): `auto` tries per-tensor scales
+   (the smaller file) and keeps them unless they lose more than `max_drop` on the validation
+   split, else converts per-channel.
+2. Evaluate every variant on the whole test split through LiteRT (the parity gate's numbers).
+3. Time batch-1 latency per variant and thread count (XNNPACK, host CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from cnnzoo import export as exporter
+from cnnzoo.config import ExportConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray  # float32 images in [0, 1]
+    y: np.ndarray
+
+
+def accuracy(y: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(predicted == y))
+
+
+def keras_classes(net: keras.Model, x: np.ndarray) -> np.ndarray:
+    return np.argmax(net.predict(x, batch_size=256, verbose=0), axis=-1)
+
+
+def _int8_granularity(net: keras.Model, files: dict[str, bytes], cfg: ExportConfig,
+                      x_rep: np.ndarray, val: Split) -> tuple[str, dict[str, float]]:
+    """Step 1. `files` holds the per-tensor int8 model for `auto`; replaced when it loses."""
+    if cfg.int8_scales != "auto":
+        return cfg.int8_scales, {}
+    keras_val = accuracy(val.y, keras_classes(net, val.x))
+    tensor_val = accuracy(val.y, exporter.LiteModel(files["int8"]).predict_classes(val.x))
+    checked = {"keras_val_accuracy": keras_val, "per_tensor_val_accuracy": tensor_val}
+    if keras_val - tensor_val <= cfg.max_drop:
+        return "per_tensor", checked
+    log.info("per-tensor int8 loses %.4f on validation (%.4f -> %.4f): converting per-channel",
+             keras_val - tensor_val, keras_val, tensor_val)
+    files["int8"] = exporter.convert(net, "int8", x_rep, per_channel=True)
+    return "per_channel", checked
+
+
+def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarray, val: Split,
+                        test: Split, name: str) -> tuple[dict[str, bytes], dict]:
+    """All of `exporter.VARIANTS` as bytes, and their metrics: per variant size, test accuracy,
+    drop against Keras and latency; `int8_scales`; `float_ops` of the int8 model. The caller
+    applies the gate (`gate_failures`), so a failing export is still measured and logged."""
+    files = exporter.convert_all(net, exporter.VARIANTS, x_rep,
+                                 per_channel=cfg.int8_scales == "per_channel")
+    scales, checked = _int8_granularity(net, files, cfg, x_rep, val)
+    keras_acc = accuracy(test.y, keras_classes(net, test.x))
+    result: dict = {"keras_accuracy": keras_acc, "test_images": len(test.y),
+                    "int8_scales": scales, **checked}
+    for variant in exporter.VARIANTS:
+        lite = exporter.LiteModel(files[variant])
+        acc = accuracy(test.y, lite.predict_classes(test.x, desc=f"{name} {variant}"))
+        latency = {}
+        for threads in cfg.latency_threads:
+            timed = exporter.LiteModel(files[variant], num_threads=threads)
+            for stat, ms in timed.latency(test.x[0], cfg.latency_runs).items():
+                latency[f"{threads}t_{stat}"] = ms
+        result[variant] = {"size_bytes": len(files[variant]), "accuracy": acc,
+                           "drop": keras_acc - acc, "latency": latency}
+        log.info("export %s %-12s %8.1f KB  accuracy %.4f (Keras %.4f)  %s", name, variant,
+                 len(files[variant]) / 1024, acc, keras_acc,
+                 "  ".join(f"{k} {v:.3f} ms" for k, v in latency.items() if "median" in k))
+    result["int8"]["float_ops"] = exporter.float_ops(files["int8"])
+    result["int8_size_ratio"] = len(files["float32"]) / len(files["int8"])
+    return files, result
+
+
+def gate_failures(result: dict, max_drop: float) -> list[str]:
+    """The parity gate: one line per variant that lost more than `max_drop` test accuracy."""
+    return [f"{variant} accuracy {result[variant]['accuracy']:.4f} is "
+            f"{result[variant]['drop']:.4f} below the Keras model's "
+            f"{result['keras_accuracy']:.4f} (export.max_drop={max_drop})"
+            for variant in exporter.VARIANTS if result[variant]["drop"] > max_drop]
