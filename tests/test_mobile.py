@@ -210,3 +210,24 @@ def test_sizes_of_a_small_network(tmp_path):
                                                                 int8_mb="3.5")]
     assert sizes.headline(rows).endswith("is 151× MobileNet V2 int8 (3.50 MB).")
     assert "| vgg16 | 61,706 |" in sizes.to_markdown(rows)
+
+
+def test_one_converter_for_all_variants_gives_the_bytes_of_fresh_ones(lenet, images):
+    x = images[1][:8]
+    together = export.convert_all(lenet, ["int8", "float16", "dynamic_int8", "float32"], x,
+                                  per_channel=False)
+    for variant, content in together.items():
+        assert content == export.convert(lenet, variant, x, per_channel=False), variant
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_batched_evaluation_gives_the_per_image_logits(lenet, images, variant):
+    """The parity gate runs the shipped batch-1 file with its batch dimension resized."""
+    _, x, _ = images
+    lite = export.LiteModel(export.convert(lenet, variant, x[:20]), num_threads=2)
+    one_by_one = np.stack([lite.logits(img) for img in x])
+    batched = lite.predict_logits(x, batch_size=64)  # 200 images: 3 full batches + 8 padded
+    assert lite._batched(64, x[:8]) is not None
+    step = lite.out["quantization"][0] or 1e-4
+    np.testing.assert_allclose(batched, one_by_one, atol=2 * step)
+    assert (batched.argmax(1) == one_by_one.argmax(1)).all()

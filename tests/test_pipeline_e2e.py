@@ -121,6 +121,7 @@ def test_dvc_repro_end_to_end(project):
     assert any(line.startswith("mobilenet_v2 ") for line in sized.stdout.splitlines())
     report = (root / "reports/leaderboard.md").read_text()
     assert "## Deployment sizes" in report and "| mobilenet_v2 |" in report
+    assert (root / "plots/sizes.png").stat().st_size > 0
 
     db = sqlite3.connect(root / "mlflow.db")
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())

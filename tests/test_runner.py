@@ -77,3 +77,17 @@ def test_summaries_for_a_killed_stage_and_a_dvc_error(tmp_path):
 
 def test_leaderboard_path_comes_from_dvc_yaml():
     assert runner.leaderboard_csv(ROOT) == ROOT / "reports" / "leaderboard.csv"
+
+
+def test_cnnzoo_run_reproduces_every_stage_but_the_slow_sizes():
+    """`cnnzoo run` reproduces DEFAULT_TARGETS: they must need every stage of dvc.yaml except
+    `sizes`, which stays off `make run`'s path (`make sizes`)."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    graph = Repo(str(ROOT)).index.graph  # edges point from a stage to the stages it needs
+    by_name = {stage.addressing: stage for stage in graph.nodes}
+    needed = set(runner.DEFAULT_TARGETS)
+    for target in runner.DEFAULT_TARGETS:
+        needed |= {s.addressing for s in nx.descendants(graph, by_name[target])}
+    assert set(by_name) - needed == {"sizes"}

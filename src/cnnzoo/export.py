@@ -58,8 +58,10 @@ def convert_all(model: keras.Model, variants: Sequence[str],
     files = {}
     with tempfile.TemporaryDirectory() as saved:
         model.export(saved, format="tf_saved_model", input_signature=[spec], verbose=False)
+        # One converter for all variants: creating one loads the SavedModel (~1 s for GoogLeNet);
+        # `_configure` resets what the previous variant set (the bytes are those of a fresh one).
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         for variant in variants:
-            converter = tf.lite.TFLiteConverter.from_saved_model(saved)
             _configure(converter, variant, representative, per_channel)
             with native_output(f"TFLite converter ({variant})"):
                 files[variant] = converter.convert()
@@ -69,6 +71,11 @@ def convert_all(model: keras.Model, variants: Sequence[str],
 def _configure(converter: tf.lite.TFLiteConverter, variant: str,
                representative: np.ndarray | None, per_channel: bool) -> None:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.target_spec.supported_types = set()
+    converter.optimizations = []
+    converter.representative_dataset = None
+    converter.inference_input_type = converter.inference_output_type = tf.float32
+    converter._experimental_disable_per_channel = False  # the converter's default
     if variant == "float32":
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -113,6 +120,7 @@ class LiteModel:
     """A .tflite flatbuffer behind the LiteRT interpreter, taking float images in [0, 1]."""
 
     def __init__(self, content: bytes, num_threads: int = 1):
+        self.content, self.num_threads = content, num_threads
         with native_output("LiteRT interpreter"):  # its "Created XNNPACK delegate" line
             self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
             self.interpreter.allocate_tensors()
@@ -130,18 +138,58 @@ class LiteModel:
         info = np.iinfo(self.inp["dtype"])
         return np.clip(np.round(img / scale + zero), info.min, info.max).astype(self.inp["dtype"])
 
-    def logits(self, img: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.inp["index"], self._quantize(img[None]))
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self.inp["index"], self._quantize(batch))
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.out["index"])[0]
+        out = self.interpreter.get_tensor(self.out["index"])
         if self.out["dtype"] != np.float32:  # dequantize (argmax alone would not need it)
             scale, zero = self.out["quantization"]
             out = (out.astype(np.float32) - zero) * scale
         return out
 
-    def predict_logits(self, x: np.ndarray, desc: str = "") -> np.ndarray:
+    def logits(self, img: np.ndarray) -> np.ndarray:
+        return self._invoke(img[None])[0]
+
+    def predict_logits(self, x: np.ndarray, desc: str = "", batch_size: int = 250) -> np.ndarray:
+        """Logits of many images. The same file with its batch dimension resized to
+        `batch_size` when that gives what batch 1 gives on the first images (2-3x faster:
+        GoogLeNet, 5000 images, 2 threads: 0.65 s vs 1.5 s), else one image at a time."""
+        if len(x) > batch_size:
+            batched = self._batched(batch_size, x[:8])
+            if batched is not None:
+                return batched.run_batched(x, batch_size, desc)
         return np.stack([self.logits(img)
                          for img in tqdm(x, desc=desc, unit="img", disable=None, leave=False)])
+
+    def _batched(self, batch_size: int, probe: np.ndarray) -> LiteModel | None:
+        other = LiteModel(self.content, self.num_threads)
+        try:
+            other.interpreter.resize_tensor_input(other.inp["index"], [batch_size, *self.input_shape])
+            other.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError):  # a shape fixed inside the graph
+            return None
+        other.inp = other.interpreter.get_input_details()[0]
+        other.out = other.interpreter.get_output_details()[0]
+        one = np.stack([self.logits(img) for img in probe])
+        padded = np.concatenate([probe, np.zeros((batch_size - len(probe), *probe.shape[1:]),
+                                                 probe.dtype)])
+        many = other._invoke(padded)[: len(probe)]
+        # Two int8 steps, or float rounding (batched kernels sum in another order).
+        tolerance = 2 * self.out["quantization"][0] or 1e-4 * max(1.0, np.abs(one).max())
+        if many.shape != one.shape or np.abs(many - one).max() > tolerance:
+            return None
+        return other
+
+    def run_batched(self, x: np.ndarray, batch_size: int, desc: str) -> np.ndarray:
+        out = []
+        for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=None,
+                          leave=False):
+            chunk = x[start:start + batch_size]
+            pad = batch_size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+            out.append(self._invoke(chunk)[: batch_size - pad])
+        return np.concatenate(out)
 
     def predict_classes(self, x: np.ndarray, desc: str = "") -> np.ndarray:
         return np.argmax(self.predict_logits(x, desc), axis=-1)

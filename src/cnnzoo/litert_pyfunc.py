@@ -42,7 +42,7 @@ class LiteRTClassifier(PythonModel):
         e = np.exp(logits - logits.max())
         return e / e.sum()
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
         x = np.asarray(model_input, dtype=np.float32)
         x = x.reshape(-1, *self.card["input"]["shape"])
         return pd.DataFrame(np.stack([self._one(img) for img in x]), columns=self.card["classes"])

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import subprocess
-import warnings
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -118,14 +117,18 @@ class Run:
         reqs = [f"{p}=={metadata.version(p)}" for p in ("ai-edge-litert", "numpy", "pandas")]
 
         def _log():
-            # pyfunc logging copies the artifacts with a progress bar per file, and asks for
-            # type hints that do not fit image arrays: neither belongs in a stage's log.
+            from mlflow.models import ModelSignature
+            from mlflow.types import ColSpec, Schema, TensorSpec
+
+            signature = ModelSignature(
+                Schema([TensorSpec(np.dtype(np.float32), (-1, *card["input"]["shape"]))]),
+                Schema([ColSpec("float", name) for name in card["classes"]]))
+            # pyfunc logging copies the artifacts with a progress bar per file: not for a log.
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
-                return mlflow.pyfunc.log_model(
-                    name="mobile", python_model=str(Path(__file__).with_name("litert_pyfunc.py")),
-                    artifacts=artifacts, pip_requirements=reqs).model_uri
+            return mlflow.pyfunc.log_model(
+                name="mobile", python_model=str(Path(__file__).with_name("litert_pyfunc.py")),
+                artifacts=artifacts, pip_requirements=reqs, signature=signature,
+                input_example=np.zeros((1, *card["input"]["shape"]), np.float32)).model_uri
 
         return self._guard("log_tflite_model", _log)
 

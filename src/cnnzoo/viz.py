@@ -78,3 +78,23 @@ def label_sweep_plot(rows: Sequence[dict], path: str | Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     _save(fig, path)
+
+
+def sizes_plot(rows: Sequence[dict], path: str | Path) -> None:
+    """File size per network and format on a log axis: the lecture's deployment argument."""
+    formats = (("float32_mb", "TFLite float32", "tab:red"),
+               ("float16_mb", "TFLite float16", "tab:orange"),
+               ("int8_mb", "TFLite int8", "tab:blue"))
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(1.3 * len(rows) + 2, 4.5))
+    for i, (key, name, colour) in enumerate(formats):
+        values = [float(r[key]) for r in rows]
+        bars = ax.bar(x + (i - 1) * 0.27, values, 0.27, label=name, color=colour)
+        ax.bar_label(bars, [f"{v:.3g}" for v in values], fontsize=6)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [r["model"] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel("file size (MB, log scale)")
+    ax.set_title("deployment size of canonical networks (random weights)", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    _save(fig, path)

@@ -1,11 +1,12 @@
 """One function per DVC stage, one module per pipeline: `data` (download, augment), `classify`
-(pretrain, transfer, finetune, scratch, augment_effect), `ship` (evaluate, export, report,
-sizes). `pipelines/<stage>.py` only parses paths and calls these through `run_stage`."""
+(pretrain, transfer, finetune, scratch, augment_effect), `ship` (evaluate, export, report),
+`sizes`. `pipelines/<stage>.py` only parses paths and calls these through `run_stage`."""
 
 from cnnzoo.stages.classify import augment_effect, finetune, pretrain, scratch, transfer
 from cnnzoo.stages.common import run_stage, training_data
 from cnnzoo.stages.data import augment, download
-from cnnzoo.stages.ship import evaluate, export, report, sizes
+from cnnzoo.stages.ship import evaluate, export, report
+from cnnzoo.stages.sizes import sizes
 
 __all__ = ["augment", "augment_effect", "download", "evaluate", "export", "finetune", "pretrain",
            "report", "run_stage", "scratch", "sizes", "training_data", "transfer"]

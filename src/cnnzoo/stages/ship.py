@@ -42,11 +42,12 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
     log.info("evaluate %s: test accuracy %.4f on %d images", arch, result["accuracy"], len(y))
 
 
-def export(params: Params, *, arch: str, prepared: str, model: str, out: str,
-           metrics: str) -> None:
+def export(params: Params, *, arch: str, prepared: str, model: str, out: str, metrics: str,
+           evaluated: str | None = None) -> None:
     """Four TFLite variants + labels.txt + model.json in `out`, measured (`cnnzoo.mobile`) and
     gated: a variant more than `export.max_drop` below the Keras model fails the stage, after
-    its numbers are logged, and writes no output."""
+    its numbers are logged, and writes no output. `evaluated`: the evaluate stage's metrics of
+    the same model, whose test accuracy is the Keras reference when it covers the same images."""
     import keras
 
     from cnnzoo import mobile
@@ -66,8 +67,10 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str,
     # Calibrate int8 ranges on target-task training images (never on the test split).
     x_rep = split("b_train", cfg.representative_samples).x
     net = keras.models.load_model(model)
+    reference = read_json(evaluated) if evaluated else {}
+    known = reference.get("accuracy") if reference.get("test_images") == len(test.y) else None
     files, result = mobile.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
-                                               name=arch)
+                                               name=arch, keras_accuracy=known)
     failures = mobile.gate_failures(result, cfg.max_drop)
     with stage_run("export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}, tags=experiment_tags(params)) as run:
@@ -162,17 +165,3 @@ def report(params: Params, *, metrics_dir: str, md: str, csv: str, sizes_csv: st
         run.log_artifact(csv)
     log.info("report -> %s", md)
 
-
-def sizes(params: Params, *, csv: str, md: str) -> None:
-    """The canonical deployment-size table (`cnnzoo.sizes`), logged to MLflow."""
-    from cnnzoo import sizes as measured
-
-    rows = measured.measure_all(params.sizes)
-    measured.write(rows, csv, md)
-    with stage_run("sizes", None, experiment=params.base.experiment,
-                   params={"sizes": params.sizes.model_dump()}) as run:
-        run.log_metrics({f"{r['model']}_{k}": r[k] for r in rows
-                         for k in ("params", "keras_mb", "float32_mb", "float16_mb", "int8_mb")})
-        run.log_artifact(csv)
-        run.log_artifact(md)
-    log.info("sizes -> %s\n%s", md, measured.to_text(rows))
