@@ -3,11 +3,9 @@ table of every TFLite variant, and the canonical deployment sizes when `make siz
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-from cnnzoo.files import read_json, write_text
+from cnnzoo.files import csv_text, read_json, write_text
 
 # (key, Markdown/CSV header, short header for the terminal)
 COLUMNS = (
@@ -152,11 +150,7 @@ def to_text(rows: list[dict]) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[k for k, *_ in COLUMNS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, [k for k, *_ in COLUMNS])
 
 
 def write_report(rows: list[dict], md_path: Path, csv_path: Path, title: str,

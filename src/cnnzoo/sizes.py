@@ -9,7 +9,6 @@ only the file size is wanted). Slow (minutes on a CPU), hence its own cached DVC
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cnnzoo.config import SizesConfig
-from cnnzoo.files import write_text
+from cnnzoo.files import csv_text, write_text
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +66,7 @@ def measure_all(cfg: SizesConfig) -> list[dict]:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, FIELDS)
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -11,8 +11,6 @@ restored byte for byte.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import os
 import subprocess
@@ -23,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from cnnzoo import config, warm
-from cnnzoo.files import read_json, write_text
+from cnnzoo.files import csv_text, read_json, write_text
 
 log = logging.getLogger(__name__)
 STAGES = ("transfer", "finetune", "scratch")
@@ -44,11 +42,7 @@ def collect(archs: list[str], metrics_dir: Path, labels_per_class: int) -> list[
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_text(rows, FIELDS)
 
 
 def summary(rows: list[dict]) -> str:
