@@ -94,3 +94,23 @@ def test_per_arch_settings_name_known_architectures():
     raw["pretrain"]["per_arch"] = {"lenet5": {"weights": "imagenet"}}  # not per architecture
     with pytest.raises(config.ConfigError, match=r"per_arch.lenet5: unknown key\(s\) \['weights'\]"):
         config.parse(raw)
+
+
+def test_segmentation_and_verification_settings_are_checked():
+    raw = raw_params()
+    raw["segment"]["arch"] = "lenet5"
+    with pytest.raises(config.ConfigError, match="unknown segmentation model 'lenet5'; known: unet"):
+        config.parse(raw)
+    raw = raw_params()
+    raw["verify"]["backbone"] = "vgg16"  # a classifier, but not pretrained by this pipeline
+    with pytest.raises(config.ConfigError, match="pretrain@vgg16.*not in base.archs.*init: scratch"):
+        config.parse(raw)
+    raw["verify"]["init"] = "scratch"
+    assert config.parse(raw).verify.backbone == "vgg16"
+    raw["verify"]["backbone"] = "unet"
+    with pytest.raises(config.ConfigError, match=r"verify\.backbone.*unknown architecture"):
+        config.parse(raw)
+    raw = raw_params()
+    raw["segment"]["data"]["min_items"] = 5
+    with pytest.raises(config.ConfigError, match="min_items=5 is more than max_items=4"):
+        config.parse(raw)

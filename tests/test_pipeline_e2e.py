@@ -57,6 +57,10 @@ def test_bad_architecture_fails_before_any_work(project):
 def test_dvc_repro_end_to_end(project):
     """Through `cnnzoo run` (what `make run` calls): the pipeline, then the summary."""
     root, env = project
+    # The segmentation and verification pipelines (not yet in `make run`), then `make run`,
+    # whose report and summary include them.
+    extra = repro(root, env, "segment_export", "verify_export")
+    assert extra.returncode == 0, extra.stdout[-4000:] + extra.stderr[-4000:]
     first = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "run"], cwd=root, env=env,
                            capture_output=True, text=True, timeout=1500)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -84,6 +88,12 @@ def test_dvc_repro_end_to_end(project):
         expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
                      f"exports/{a}/labels.txt", f"exports/{a}/model.json"]
         expected += [f"exports/{a}/{a}_{v}.tflite" for v in VARIANTS]
+    expected += ["data/scenes/train.npz", "data/scenes/meta.json", "models/segment/unet.keras",
+                 "metrics/segment/test.json", "plots/segment/overlay.png",
+                 "exports/unet/unet_int8.tflite", "metrics/segment/export.json",
+                 "models/verify/embedding.keras", "models/verify/pairs.keras",
+                 "metrics/verify/test.json", "plots/verify/roc.png",
+                 "exports/embedding/embedding_int8.tflite", "metrics/verify/export.json"]
     missing = [p for p in expected if not (root / p).is_file()
                or ((root / p).stat().st_size == 0 and not p.endswith("skipped.txt"))]
     assert not missing
@@ -110,6 +120,15 @@ def test_dvc_repro_end_to_end(project):
     assert "| acc scratch | acc linear probe | acc fine-tuned | transfer gain |" in report
     assert "## Mobile export" in report and "| lenet5 | dynamic_int8 |" in report
     assert "Not computed yet: `make sizes`" in report
+    seg = json.loads((root / "metrics/segment/test.json").read_text())
+    assert seg["test_scenes"] == 24 and 0.0 <= seg["mean_iou"] <= 1.0
+    assert len(seg["iou"]) == 11 and seg["classes"][0] == "background"
+    ver = json.loads((root / "metrics/verify/test.json").read_text())
+    assert ver["test_images"] == 60 and ver["pairs"] == 60 * 59 // 2
+    assert all(0.0 <= ver[m]["auc"] <= 1.0 for m in ("triplet", "binary", "raw_pixels"))
+    assert "## Segmentation (U-Net" in report and "## Verification (one-shot" in report
+    assert "Segmentation (U-Net, test scenes): mean IoU" in first.stdout
+    assert "Verification on unseen classes: AUC" in first.stdout
     effect = json.loads((root / "metrics/augment_effect.json").read_text())
     assert effect["arch"] == "lenet5" and 0 <= effect["accuracy_with"] <= 1
     assert f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}" in report
@@ -126,7 +145,9 @@ def test_dvc_repro_end_to_end(project):
     db = sqlite3.connect(root / "mlflow.db")
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
     stages = ["pretrain", "transfer", "finetune", "scratch", "evaluate", "export"]
-    want = ({"download", "augment", "augment_effect-lenet5", "report", "sizes"}
+    want = ({"download", "augment", "augment_effect-lenet5", "report", "sizes", "scenes",
+             "segment-unet", "segment_evaluate-unet", "segment_export-unet", "verify-lenet5",
+             "verify_pairs-lenet5", "verify_evaluate-lenet5", "verify_export-lenet5"}
             | {f"{s}-{a}" for s in stages for a in archs})
     assert want <= set(runs) and all(runs[n] == "FINISHED" for n in want)
     tags = dict(db.execute("SELECT t.key, t.value FROM tags t JOIN runs r ON t.run_uuid = r.run_uuid"

@@ -18,7 +18,7 @@ def _models(args: argparse.Namespace) -> int:
         model = create_model(args.layers, input_shape=shape, num_classes=args.num_classes)
         print(format_table(model_cost(model)))
         return 0
-    names = args.names or list_models()
+    names = args.names or list_models(None)
     width = max(len(n) for n in names)
     print(f"{'model':<{width}}  {'family':<10} {'params':>14} {'MACs':>16}   "
           f"(input {shape}, {args.num_classes} classes)")
@@ -26,7 +26,7 @@ def _models(args: argparse.Namespace) -> int:
         family = get_entry(name).family
         try:
             rows = model_cost(create_model(name, input_shape=shape, num_classes=args.num_classes))
-        except ValueError as err:
+        except ValueError as err:  # e.g. an input too small for the network
             print(f"{name:<{width}}  {family:<10} {'n/a':>14} {'n/a':>16}   {err}")
             continue
         params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
@@ -114,6 +114,22 @@ def _sizes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tconv(args: argparse.Namespace) -> int:
+    from cnnzoo.models import unet
+
+    def rows(m) -> str:
+        return "\n".join("  " + " ".join(f"{v:>3}" for v in row) for row in m)
+
+    out = unet.transposed_conv_example(args.stride)
+    print(f"input:\n{rows(unet.LECTURE_INPUT)}\nfilter:\n{rows(unet.LECTURE_FILTER)}\n"
+          f"Conv2DTranspose, stride {args.stride}, valid padding -> {out.shape[0]}x{out.shape[1]}:\n"
+          f"{rows(out)}")
+    if args.stride == 1:
+        print("The lecture's slide shows rows 3-4 as [15 23 24 35] and [4 12 11 5]; a transposed "
+              "convolution gives the rows above (no stride or cropping gives the slide's).")
+    return 0
+
+
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
     from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
 
@@ -141,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--channels", type=int, default=3)
     m.add_argument("--num-classes", type=int, default=1000)
     m.set_defaults(func=_models)
+    t = sub.add_parser("tconv", help="the lecture's transposed-convolution example through "
+                       "Keras' Conv2DTranspose")
+    t.add_argument("--stride", type=int, default=1, choices=[1, 2, 3])
+    t.set_defaults(func=_tconv)
     c = sub.add_parser("check", help="validate a params file")
     c.add_argument("params", nargs="?", default="params.yaml")
     c.set_defaults(func=_check)

@@ -222,6 +222,86 @@ class SizesConfig(_Section):
         return BaseConfig._known_archs(models)
 
 
+class SegmentDataConfig(_Section):
+    """The segmentation data (cnnzoo/data/scenes.py): generated scenes from `data.source`'s
+    images, the user's image/mask folder, or tfds:oxford_iiit_pet (online)."""
+
+    source: Literal["scenes", "folder", "tfds:oxford_iiit_pet"] = "scenes"
+    path: str | None = None  # folder: images/ and masks/ (class index per pixel, 0 = background)
+    classes: list[str] | None = None  # folder: names of the mask indices, background first
+    channels: Literal[1, 3] = 3  # folder and tfds images; scenes keep the source's own
+    canvas: int = Field(64, ge=16, le=1024)
+    min_items: int = Field(1, ge=1)
+    max_items: int = Field(4, ge=1)
+    threshold: int = Field(25, ge=0, le=254)  # an item's pixels: brighter than this (of 255)
+    train_scenes: int = Field(4000, ge=1)
+    val_scenes: int = Field(400, ge=1)
+    test_scenes: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentDataConfig:
+        if self.min_items > self.max_items:
+            raise ValueError(f"min_items={self.min_items} is more than max_items={self.max_items}")
+        if self.source == "folder" and not (self.path and self.classes and len(self.classes) >= 2):
+            raise ValueError("segment.data.source 'folder' needs path (images/ + masks/) and "
+                             "classes (at least 2 names, index 0 = background)")
+        return self
+
+
+class SegmentConfig(_Section):
+    """U-Net segmentation; the model's settings live in `models.<arch>` like every model's."""
+
+    data: SegmentDataConfig = SegmentDataConfig()
+    arch: str = "unet"
+    train: TrainConfig = TrainConfig(epochs=4, batch_size=32, learning_rate=0.003,
+                                     label_smoothing=0.0, augment=False)
+    # Scenes shown in the input / ground truth / prediction figure.
+    figure_scenes: int = Field(8, ge=1, le=32)
+
+    @field_validator("arch")
+    @classmethod
+    def _segmenter(cls, arch: str) -> str:
+        from cnnzoo.models import list_models
+
+        if arch not in list_models("segment"):
+            raise ValueError(f"unknown segmentation model {arch!r}; known: "
+                             f"{', '.join(list_models('segment'))}")
+        return arch
+
+
+class VerifyConfig(_Section):
+    """Siamese verification: an embedding trained on task A's classes (triplet loss with online
+    semi-hard mining), its binary pair variant, both evaluated one-shot on task B's classes."""
+
+    backbone: str = "resnet20"
+    # pretrain: start from pretrain@<backbone>'s task-A classifier (backbone must be in
+    # base.archs); scratch: random weights.
+    init: Literal["pretrain", "scratch"] = "pretrain"
+    # The backbone layer that feeds the projection (spatial maps are flattened): `features` is
+    # the classifier's own feature vector; an earlier layer keeps more of the image's layout.
+    layer: str = "features"
+    embedding_dim: int = Field(64, ge=2)
+    margin: float = Field(0.5, gt=0)
+    # Virtual identities: every training image is rotated by k x 90 degrees, k drawn at random
+    # from range(rotations), and (class, k) is its identity (1 = off). Five task-A classes alone
+    # teach an embedding little that carries over to unseen classes (see README).
+    rotations: Literal[1, 2, 4] = 4
+    train: TrainConfig = TrainConfig(epochs=2, batch_size=64, learning_rate=0.001,
+                                     label_smoothing=0.0, augment=True)
+    # The binary variant: `pairs_per_epoch` balanced same/different pairs of task A per epoch.
+    pairs: TrainConfig = TrainConfig(epochs=2, batch_size=64, learning_rate=0.001,
+                                     label_smoothing=0.0, augment=False)
+    pairs_per_epoch: int = Field(8000, ge=2)
+    # One-shot identification: averaged over this many seeded galleries (one image per class).
+    galleries: int = Field(20, ge=1)
+    test_images: int = Field(0, ge=0)  # task-B test images paired (0 = all)
+
+    @field_validator("backbone")
+    @classmethod
+    def _classifier(cls, backbone: str) -> str:
+        return BaseConfig._known_archs([backbone])[0]
+
+
 class Params(_Section):
     base: BaseConfig
     data: DataConfig = DataConfig()
@@ -232,6 +312,8 @@ class Params(_Section):
     finetune: TrainConfig
     export: ExportConfig = ExportConfig()
     sizes: SizesConfig = SizesConfig()
+    segment: SegmentConfig = SegmentConfig()
+    verify: VerifyConfig = VerifyConfig()
 
     @model_validator(mode="after")
     def _model_hparams(self) -> Params:
@@ -245,6 +327,10 @@ class Params(_Section):
             if unknown:
                 raise ValueError(f"{section}.per_arch: unknown architecture(s) {unknown}; "
                                  f"known: {', '.join(list_models())}")
+        if self.verify.init == "pretrain" and self.verify.backbone not in self.base.archs:
+            raise ValueError(f"verify.init 'pretrain' starts from pretrain@{self.verify.backbone}, "
+                             f"but {self.verify.backbone!r} is not in base.archs; add it or set "
+                             "verify.init: scratch")
         for arch, hp in self.models.items():
             allowed = model_hparams(arch)  # raises ValueError for an unknown name
             bad = sorted(set(hp) - allowed)

@@ -80,11 +80,7 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
     for variant in exporter.VARIANTS:
         lite = _lite(files[variant])
         acc = accuracy(test.y, lite.predict_classes(test.x, desc=f"{name} {variant}"))
-        latency = {}
-        for threads in cfg.latency_threads:
-            timed = exporter.LiteModel(files[variant], num_threads=threads)
-            for stat, ms in timed.latency(test.x[0], cfg.latency_runs).items():
-                latency[f"{threads}t_{stat}"] = ms
+        latency = _latency(files[variant], test.x[0], cfg)
         result[variant] = {"size_bytes": len(files[variant]), "accuracy": acc,
                            "drop": keras_acc - acc, "latency": latency}
         log.info("export %s %-12s %8.1f KB  accuracy %.4f (Keras %.4f)  %s", name, variant,
@@ -95,9 +91,39 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
     return files, result
 
 
-def gate_failures(result: dict, max_drop: float) -> list[str]:
-    """The parity gate: one line per variant that lost more than `max_drop` test accuracy."""
-    return [f"{variant} accuracy {result[variant]['accuracy']:.4f} is "
+def _latency(content: bytes, img: np.ndarray, cfg: ExportConfig) -> dict[str, float]:
+    latency = {}
+    for threads in cfg.latency_threads:
+        timed = exporter.LiteModel(content, num_threads=threads)
+        for stat, ms in timed.latency(img, cfg.latency_runs).items():
+            latency[f"{threads}t_{stat}"] = ms
+    return latency
+
+
+def convert_and_score(net: keras.Model, variants: tuple[str, ...], cfg: ExportConfig, *,
+                      x_rep: np.ndarray, score, metric: str, name: str,
+                      keras_value: float | None = None) -> tuple[dict[str, bytes], dict]:
+    """`convert_and_measure` for any model and metric: `score(predict)` computes `metric` from
+    a `predict(float images) -> outputs` callable (the Keras model's, then each variant's
+    through LiteRT). Per variant: size, the metric, its drop against Keras, latency."""
+    files = exporter.convert_all(net, variants, x_rep)
+    if keras_value is None:
+        keras_value = score(lambda x: net.predict(x, batch_size=64, verbose=0))
+    result: dict = {"metric": metric, f"keras_{metric}": keras_value}
+    for variant in variants:
+        value = score(_lite(files[variant]).predict_logits)
+        result[variant] = {"size_bytes": len(files[variant]), metric: value,
+                           "drop": keras_value - value,
+                           "latency": _latency(files[variant], x_rep[0], cfg)}
+        log.info("export %s %-12s %8.1f KB  %s %.4f (Keras %.4f)", name, variant,
+                 len(files[variant]) / 1024, metric, value, keras_value)
+    return files, result
+
+
+def gate_failures(result: dict, max_drop: float, metric: str = "accuracy") -> list[str]:
+    """The parity gate: one line per variant that lost more than `max_drop` of `metric`."""
+    variants = [v for v in exporter.VARIANTS if v in result]
+    return [f"{variant} {metric} {result[variant][metric]:.4f} is "
             f"{result[variant]['drop']:.4f} below the Keras model's "
-            f"{result['keras_accuracy']:.4f} (export.max_drop={max_drop})"
-            for variant in exporter.VARIANTS if result[variant]["drop"] > max_drop]
+            f"{result[f'keras_{metric}']:.4f} (export.max_drop={max_drop})"
+            for variant in variants if result[variant]["drop"] > max_drop]

@@ -1,5 +1,6 @@
 """The report: the leaderboard across architectures (Markdown and CSV), the mobile-export
-table of every TFLite variant, and the canonical deployment sizes when `make sizes` has run."""
+table of every TFLite variant, segmentation and verification, and the canonical deployment sizes
+when `make sizes` has run."""
 
 from __future__ import annotations
 
@@ -122,6 +123,71 @@ def sizes_markdown(sizes_csv: Path) -> str:
     from cnnzoo.sizes import read_csv, to_markdown
 
     return f"{head}\n\n{to_markdown(read_csv(sizes_csv))}"
+
+
+def _optional(path: Path) -> dict | None:
+    return read_json(path) if path.is_file() else None
+
+
+def segmentation_markdown(metrics_dir: Path) -> str:
+    test = _optional(metrics_dir / "segment" / "test.json")
+    if test is None:
+        return ""
+    ex = _optional(metrics_dir / "segment" / "export.json") or {}
+    ious = ", ".join(f"{name} {v:.3f}" if v is not None else f"{name} n/a"
+                     for name, v in zip(test["classes"], test["iou"], strict=True))
+    lines = ["## Segmentation (U-Net, test scenes)", "",
+             f"Mean IoU **{test['mean_iou']:.4f}**, pixel accuracy {test['pixel_accuracy']:.4f} "
+             f"on {test['test_scenes']} scenes ({test['params']:,} parameters). Per-class IoU: "
+             f"{ious}.", ""]
+    variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
+    if variants:
+        lines += ["| TFLite variant | size (KB) | mean IoU | drop |", "|---|---:|---:|---:|"]
+        lines += [f"| {v} | {ex[v]['size_bytes'] / 1024:.1f} | {ex[v]['mean_iou']:.4f} | "
+                  f"{ex[v]['drop']:+.4f} |" for v in variants]
+    return "\n".join(lines + [""])
+
+
+VERIFY_METHODS = (("triplet", "Siamese embedding (triplet loss)"),
+                  ("binary", "Siamese binary (weighted |f1 - f2|)"),
+                  ("raw_pixels", "raw-pixel L2 (baseline)"))
+
+
+def verification_markdown(metrics_dir: Path) -> str:
+    test = _optional(metrics_dir / "verify" / "test.json")
+    if test is None:
+        return ""
+    lines = ["## Verification (one-shot, task B's classes never seen in training)", "",
+             f"{test['test_images']} test images of {', '.join(test['classes'])}: "
+             f"{test['pairs']:,} pairs, {test['genuine_pairs']:,} genuine. Threshold chosen on "
+             "the validation split; accuracy is balanced (mean of genuine and impostor pairs).",
+             "", "| method | ROC AUC | EER | TAR @ FAR 1e-2 | TAR @ FAR 1e-3 | accuracy | "
+             "one-shot identification |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, name in VERIFY_METHODS:
+        r = test[key]
+        lines.append(f"| {name} | {r['auc']:.4f} | {r['eer']:.4f} | {r['tar_at_far_0.01']:.4f} | "
+                     f"{r['tar_at_far_0.001']:.4f} | {r['verification_accuracy']:.4f} | "
+                     f"{r['one_shot_accuracy']:.4f} |")
+    ex = _optional(metrics_dir / "verify" / "export.json")
+    if ex:
+        lines += ["", "Embedding as TFLite: " + ", ".join(
+            f"{v} {ex[v]['size_bytes'] / 1024:.1f} KB, AUC {ex[v]['auc']:.4f}"
+            for v in ("float32", "int8") if v in ex) + f" (Keras {ex['keras_auc']:.4f})."]
+    return "\n".join(lines + [""])
+
+
+def headlines(metrics_dir: Path) -> list[str]:
+    """One line each for segmentation and verification, for the terminal summary."""
+    lines = []
+    if seg := _optional(metrics_dir / "segment" / "test.json"):
+        lines.append(f"Segmentation (U-Net, test scenes): mean IoU {seg['mean_iou']:.4f}, "
+                     f"pixel accuracy {seg['pixel_accuracy']:.4f}")
+    if ver := _optional(metrics_dir / "verify" / "test.json"):
+        t, raw = ver["triplet"], ver["raw_pixels"]
+        lines.append(f"Verification on unseen classes: AUC {t['auc']:.4f} (raw pixels "
+                     f"{raw['auc']:.4f}), EER {t['eer']:.4f}, one-shot accuracy "
+                     f"{t['one_shot_accuracy']:.4f}")
+    return lines
 
 
 def _cell(key: str, value) -> str:

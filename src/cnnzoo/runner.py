@@ -72,7 +72,7 @@ def leaderboard_csv(root: Path) -> Path | None:
 
 
 def _summary_ok(root: Path, seconds: float, started: float) -> str:
-    from cnnzoo.report import to_text
+    from cnnzoo.report import headlines, to_text
 
     lines = []
     board = leaderboard_csv(root)
@@ -82,6 +82,8 @@ def _summary_ok(root: Path, seconds: float, started: float) -> str:
         fresh = "" if board.stat().st_mtime >= started else " (unchanged: nothing to rerun)"
         lines += [f"Leaderboard on the task-B test split{fresh} ({board.relative_to(root)}, "
                   "Markdown beside it):", to_text(rows), ""]
+        extra = headlines(root / "metrics")  # the report stage's --metrics-dir
+        lines += [*extra, ""] if extra else []
     lines += [f"Pipeline finished in {format_duration(seconds)}.",
               "Browse every run, metric, plot and model in MLflow: make ui  "
               "(http://127.0.0.1:5000); from the shell: dvc metrics show"]

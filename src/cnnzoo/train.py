@@ -1,4 +1,8 @@
-"""ONE fit routine for every architecture and stage: strategy, precision, seeds, callbacks."""
+"""ONE fit routine for every architecture and stage: strategy, precision, seeds, callbacks.
+
+What differs between tasks is an `Objective` (the loss, the metrics, a target's shape), not the
+loop: classifiers, U-Net's per-pixel labels, triplet embeddings and Siamese pairs all train here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -79,14 +84,40 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, batches:
     return len(bns)
 
 
-def _build_state(model: keras.Model) -> None:
+@dataclass(frozen=True)
+class Objective:
+    """What `fit` minimises and reports for one kind of task.
+
+    `loss(cfg)` and `metrics(model)` are built inside the strategy scope; `target(model)` is one
+    example's label (batch of 1), used to create the metric variables before tracing.
+    """
+
+    loss: Callable[[TrainConfig], keras.losses.Loss]
+    metrics: Callable[[keras.Model], list]
+    target: Callable[[keras.Model], np.ndarray]
+
+
+# Logits and one-hot (possibly mixed) labels.
+CLASSIFY = Objective(
+    loss=lambda cfg: keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                          label_smoothing=cfg.label_smoothing),
+    metrics=lambda model: [keras.metrics.CategoricalAccuracy(name="accuracy")],
+    target=lambda model: np.zeros((1, model.output_shape[-1]), np.float32))
+
+
+def _inputs(model: keras.Model) -> list[np.ndarray] | np.ndarray:
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    x = [np.zeros((1, *s[1:]), np.float32) for s in shapes]
+    return x if len(x) > 1 else x[0]
+
+
+def _build_state(model: keras.Model, objective: Objective) -> None:
     """Create the optimizer slots and metric variables now. Keras builds them before tracing only
     under an explicit strategy; otherwise the first trace of the train step creates them and
     tf.function traces it a second time: 24 s -> 14 s for GoogLeNet's first epoch on 2 cores."""
     model.optimizer.build(model.trainable_variables)
-    x = np.zeros((1, *model.input_shape[1:]), np.float32)
-    y = np.zeros((1, model.output_shape[-1]), np.float32)
-    model.compute_metrics(x, y, model(x, training=False), sample_weight=None)
+    x = _inputs(model)
+    model.compute_metrics(x, objective.target(model), model(x, training=False), sample_weight=None)
     model.reset_metrics()
 
 
@@ -131,10 +162,12 @@ class ThrottledBackup(keras.callbacks.BackupAndRestore):
 def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
         cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
         steps_per_epoch: int, calibration_ds: tf.data.Dataset | None = None,
-        callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
-    """Build (inside the strategy scope), compile and train a classifier that outputs logits,
-    on one-hot (possibly mixed) labels, for `cfg.epochs` epochs of `steps_per_epoch` steps
-    (`train_ds` may be endless) under the warm-up + cosine schedule of `learning_rate`.
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        objective: Objective = CLASSIFY) -> keras.Model:
+    """Build (inside the strategy scope), compile and train a model for `objective` (default: a
+    classifier that outputs logits, on one-hot labels), for `cfg.epochs` epochs of
+    `steps_per_epoch` steps (`train_ds` may be endless) under the warm-up + cosine schedule of
+    `learning_rate`.
 
     A killed run resumes from `backup_dir` (BackupAndRestore) on the next call; the per-epoch
     history lands atomically in `history_csv` when training completes. BatchNorm statistics are
@@ -146,13 +179,12 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
         model = build()
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate(cfg, cfg.epochs * steps_per_epoch)),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                      label_smoothing=cfg.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            loss=objective.loss(cfg),
+            metrics=objective.metrics(model),
             jit_compile=base.jit_compile,
         )
         if implicit:  # explicit strategies get the same from Keras' own symbolic build
-            _build_state(model)
+            _build_state(model, objective)
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
     partial_csv = backup_dir / "history.csv"

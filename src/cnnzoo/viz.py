@@ -1,4 +1,5 @@
-"""Plots people would rather look at than read: augmentation previews, confusion matrices."""
+"""Plots people would rather look at than read: augmentation previews, confusion matrices,
+sweep and size charts, verification ROC curves."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np  # noqa: E402
 from cnnzoo.files import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
     plt.close(fig)
@@ -36,7 +37,7 @@ def augmentation_grid(originals: np.ndarray, variants: Sequence[np.ndarray], pat
             ax.set_yticks([])
         axes[r][0].set_ylabel(labels[r], fontsize=7)
     fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def confusion_matrix_plot(cm: np.ndarray, names: Sequence[str], path: str | Path,
@@ -54,7 +55,7 @@ def confusion_matrix_plot(cm: np.ndarray, names: Sequence[str], path: str | Path
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if cm[i, j] > top / 2 else "black")
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def label_sweep_plot(rows: Sequence[dict], path: str | Path) -> None:
@@ -77,7 +78,7 @@ def label_sweep_plot(rows: Sequence[dict], path: str | Path) -> None:
     ax.set_title("label sweep: transfer vs training from scratch")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def sizes_plot(rows: Sequence[dict], path: str | Path) -> None:
@@ -97,4 +98,26 @@ def sizes_plot(rows: Sequence[dict], path: str | Path) -> None:
     ax.set_title("deployment size of canonical networks (random weights)", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path,
+             title: str) -> None:
+    """Verification ROC curves, TAR against FAR on a log axis (the low-FAR end is where
+    verification systems are compared); `curves`: name -> (far, tar, auc)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, (far, tar, area) in curves.items():
+        # ~500 log-spaced points of a curve that has one per distinct score (millions)
+        pick = np.unique(np.clip(np.searchsorted(far, np.logspace(-5, 0, 500)), 0, len(far) - 1))
+        pick = pick[far[pick] > 0]
+        ax.plot(far[pick], tar[pick], label=f"{name} (AUC {area:.3f})")
+    ax.plot([1e-4, 1], [1e-4, 1], ":", color="gray", linewidth=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate (impostor pairs accepted)")
+    ax.set_ylabel("true accept rate (genuine pairs accepted)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)

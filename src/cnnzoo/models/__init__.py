@@ -8,11 +8,13 @@ from cnnzoo.models import (  # noqa: F401  (registration side effects)
     mobilenet,
     nin,
     resnet,
+    unet,
     vgg,
 )
 from cnnzoo.models.registry import (
     FEATURES,
     HEAD,
+    TASKS,
     create_model,
     get_entry,
     list_models,
@@ -20,5 +22,5 @@ from cnnzoo.models.registry import (
     register_model,
 )
 
-__all__ = ["FEATURES", "HEAD", "create_model", "get_entry", "list_models", "model_hparams",
+__all__ = ["FEATURES", "HEAD", "TASKS", "create_model", "get_entry", "list_models", "model_hparams",
            "register_model"]

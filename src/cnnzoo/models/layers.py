@@ -91,8 +91,32 @@ class ZeroPadShortcut(layers.Layer):
         return {**super().get_config(), "out_channels": self.out_channels, "stride": self.stride}
 
 
-__all__ = ["FEATURES", "LocalResponseNormalization", "ZeroPadShortcut", "check_min_size",
-           "finish", "scale"]
+@keras.saving.register_keras_serializable(package="cnnzoo")
+class AbsoluteDifference(layers.Layer):
+    """|a - b| of two tensors: the Siamese binary head's input (Koch et al. 2015; DeepFace)."""
+
+    def call(self, inputs):
+        a, b = inputs
+        return ops.abs(a - b)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="cnnzoo")
+class L2Normalization(layers.Layer):
+    """x / ||x|| over the last axis. `tf.math.l2_normalize` rather than Keras'
+    UnitNormalization: the TFLite converter maps it to one L2_NORMALIZATION op, which has an
+    int8 kernel, where UnitNormalization's SQUARE stays a float island in an int8 model."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
+
+
+__all__ = ["FEATURES", "AbsoluteDifference", "L2Normalization", "LocalResponseNormalization",
+           "ZeroPadShortcut", "check_min_size", "finish", "scale"]
 
 
 @keras.saving.register_keras_serializable(package="cnnzoo")

@@ -2,8 +2,9 @@
 
 A family module registers its variants as data: `register_model("name", **settings)(builder)`
 or `@register_model()` on a builder. Builders are keyword-only and return an uncompiled
-`keras.Model` named after the registry key that outputs logits from a layer named `head`, with the
-backbone's flat feature vector available from a layer named `features`.
+`keras.Model` named after the registry key that outputs logits from a layer named `head`.
+Classifiers (`task="classify"`, the default) also expose the backbone's flat feature vector from
+a layer named `features`; a segmentation model (`task="segment"`) outputs per-pixel logits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keras
 FEATURES = "features"  # name of the layer whose output is the backbone's feature vector
 HEAD = "head"  # name of the classification layer (logits)
 _BUILDER_ARGS = {"name", "input_shape", "num_classes"}
+TASKS = ("classify", "segment")
 
 
 @dataclass(frozen=True)
@@ -26,34 +28,40 @@ class ModelEntry:
     family: str
     builder: Callable[..., keras.Model]
     defaults: dict[str, Any] = field(default_factory=dict)
+    task: str = "classify"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str | None = None, *, family: str | None = None, **defaults: Any):
+def register_model(name: str | None = None, *, family: str | None = None,
+                   task: str = "classify", **defaults: Any):
     """Register `builder` under `name` (default: the function name) with default settings."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
 
     def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         key = name or builder.__name__
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
         fam = family or builder.__module__.rsplit(".", 1)[-1]
-        _REGISTRY[key] = ModelEntry(key, fam, builder, dict(defaults))
+        _REGISTRY[key] = ModelEntry(key, fam, builder, dict(defaults), task)
         return builder
 
     return decorator
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(task: str | None = "classify") -> list[str]:
+    """Registered names for `task` (None: every task). The classification pipeline, its
+    architecture lists and the size table take classifiers only."""
+    return sorted(k for k, e in _REGISTRY.items() if task is None or e.task == task)
 
 
 def get_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models(None))}") from None
 
 
 def model_hparams(name: str) -> set[str]:

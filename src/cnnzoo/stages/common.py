@@ -1,4 +1,5 @@
-"""What every stage shares: the entry point, resumable-run folders, task data and tracking tags.
+"""What every stage shares: the entry point, resumable-run folders, task data, tracking tags and
+training on in-memory arrays.
 
 `run_stage` turns the project's expected errors (bad params, missing data, bad checksums) into
 one clear log line and names the failed stage as DVC does (`pretrain@lenet5`).
@@ -18,7 +19,7 @@ import numpy as np
 
 from cnnzoo import config, logs, runner
 from cnnzoo.config import AugmentConfig, Params, TrainConfig
-from cnnzoo.files import read_json
+from cnnzoo.files import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 BACKUP_ROOT = Path(".cache/backup")
@@ -130,3 +131,43 @@ def experiment_tags(params: Params) -> dict[str, str]:
 
 def make_sample(x: np.ndarray, n: int = 4) -> np.ndarray:
     return (x[:n].astype(np.float32) / 255.0)
+
+
+def fit_arrays(build: Callable, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
+               y_val: np.ndarray, cfg: TrainConfig, params: Params, *, objective, history: str,
+               key: dict, run, val_batch: int = 256, train_ds=None):
+    """`train.fit` on in-memory arrays with labels as they are (masks, identities), for the
+    segmentation and verification pipelines: epochs planned for len(x) (cfg.min_steps), the
+    images reshuffled every epoch (or `train_ds`, e.g. augmented copies, with as many steps),
+    BatchNorm statistics re-estimated on clean training images."""
+    from cnnzoo import train as trainer
+    from cnnzoo.data.datasets import make_dataset
+
+    epochs, steps = trainer.plan_epochs(cfg, len(x))
+    cfg = cfg.model_copy(update={"epochs": epochs})
+    seed = params.base.seed
+    pick = np.random.default_rng(seed).permutation(len(x))[: cfg.bn_recalibration_batches
+                                                           * cfg.batch_size]
+    if train_ds is None:
+        train_ds = make_dataset(x, y, batch_size=cfg.batch_size, training=True, seed=seed)
+    return trainer.fit(build, train_ds,
+                       make_dataset(x_val, y_val, batch_size=val_batch), cfg, params.base,
+                       history_csv=history, steps_per_epoch=steps,
+                       backup_dir=backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
+                       calibration_ds=make_dataset(x[pick], y[pick], batch_size=cfg.batch_size),
+                       callbacks=[run.epoch_callback()], objective=objective)
+
+
+def write_export(out: str, files: dict[str, bytes], card: dict, run,
+                 labels: list[str] | None = None) -> None:
+    """An export folder written atomically as a whole: the .tflite files (named in
+    card["variants"]), labels.txt when given and model.json; then logged as `tflite` artifacts."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for variant, content in files.items():
+            (tmp / card["variants"][variant]["file"]).write_bytes(content)
+        if labels is not None:
+            (tmp / "labels.txt").write_text("\n".join(labels) + "\n")
+        write_json(tmp / "model.json", card)
+    for f in sorted(Path(out).iterdir()):
+        run.log_artifact(f, folder="tflite")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params
-from cnnzoo.files import atomic_path, read_json, write_json
-from cnnzoo.stages.common import experiment_tags
+from cnnzoo.files import read_json, write_json
+from cnnzoo.stages.common import experiment_tags, write_export
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -77,15 +77,8 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         run.log_metrics(_flat_metrics(result))
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
-        card = model_card(arch, meta, params, result, files, run_id=run.run_id)
-        with atomic_path(out) as tmp:
-            tmp.mkdir()
-            for variant, content in files.items():
-                (tmp / card["variants"][variant]["file"]).write_bytes(content)
-            (tmp / "labels.txt").write_text("\n".join(names) + "\n")
-            write_json(tmp / "model.json", card)
-        for f in sorted(Path(out).iterdir()):
-            run.log_artifact(f, folder="tflite")
+        write_export(out, files, model_card(arch, meta, params, result, files, run_id=run.run_id),
+                     run, labels=names)
         # A pyfunc model holding the files, for the report to register the best one (@mobile).
         model_uri = run.log_tflite_model(out)
         write_json(metrics, {**result, "mlflow_run_id": run.run_id, "mlflow_model_uri": model_uri})
@@ -160,6 +153,8 @@ def report(params: Params, *, metrics_dir: str, md: str, csv: str, sizes_csv: st
         rep.write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)",
                          sections=(rep.mobile_markdown(rep.mobile_rows(archs, metrics),
                                                        pick if version else None),
+                                   rep.segmentation_markdown(metrics),
+                                   rep.verification_markdown(metrics),
                                    rep.sizes_markdown(Path(sizes_csv))))
         run.log_artifact(md)
         run.log_artifact(csv)

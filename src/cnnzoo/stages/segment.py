@@ -1,0 +1,144 @@
+"""The segmentation pipeline: scenes -> segment (train U-Net) -> segment_evaluate ->
+segment_export (TFLite, parity gate on mean IoU)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from cnnzoo.config import Params
+from cnnzoo.files import read_json, write_json
+from cnnzoo.stages.common import fit_arrays, write_export
+from cnnzoo.tracking import stage_run
+
+log = logging.getLogger(__name__)
+
+
+def _load(scenes: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    from cnnzoo.data.datasets import MissingDataError
+
+    path = Path(scenes) / f"{split}.npz"
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: run `dvc repro scenes` (or `make run`) first")
+    with np.load(path) as f:
+        return f["x"], f["y"]
+
+
+def _meta(scenes: str) -> dict:
+    return read_json(Path(scenes) / "meta.json")
+
+
+def scenes(params: Params, *, out: str, cache: str) -> None:
+    from cnnzoo.data.scenes import prepare_segmentation
+
+    cfg = params.segment.data
+    with stage_run("scenes", None, experiment=params.base.experiment,
+                   params={"segment.data": cfg.model_dump(), "source": params.data.source,
+                           "seed": params.base.seed}) as run:
+        meta = prepare_segmentation(params.data, cfg, params.base.seed, out, cache)
+        run.log_metrics({f"{k}_scenes": v for k, v in meta["counts"].items()})
+        run.log_metrics({f"pixel_share_{i}": v for i, v in enumerate(meta["pixel_share"].values())})
+
+
+def _iou_scores(predict, x: np.ndarray, y: np.ndarray, names: list[str]) -> dict:
+    from cnnzoo import segmentation as seg
+
+    return seg.scores(seg.confusion(y, seg.predict_masks(predict, x), len(names)), names)
+
+
+def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str) -> None:
+    """Train the segmentation model (`segment.arch`, settings in `models.<arch>`) through the
+    one training routine, with the per-pixel objective."""
+    from cnnzoo import train as trainer
+    from cnnzoo.models import create_model
+    from cnnzoo.segmentation import SEGMENT
+
+    cfg, arch = params.segment.train, params.segment.arch
+    names = _meta(scenes)["classes"]
+    (x, y), (x_val, y_val) = _load(scenes, "train"), _load(scenes, "val")
+    tracked = {"segment": cfg.model_dump(exclude={"per_arch"}), "model": params.model_kwargs(arch),
+               "seed": params.base.seed, "train_scenes": len(x), "classes": len(names)}
+    with stage_run("segment", arch, experiment=params.base.experiment, params=tracked) as run:
+        model = fit_arrays(lambda: create_model(arch, input_shape=x.shape[1:],
+                                                num_classes=len(names), **params.model_kwargs(arch)),
+                           x, y, x_val, y_val, cfg, params, objective=SEGMENT, history=history,
+                           key=tracked, run=run, val_batch=64)
+        val = _iou_scores(lambda b: model.predict(b, verbose=0), x_val, y_val, names)
+        result = {"val_pixel_accuracy": val["pixel_accuracy"], "val_mean_iou": val["mean_iou"],
+                  "train_scenes": len(x)}
+        trainer.save_model(model, out)
+        write_json(metrics, result)
+        run.log_metrics(result)
+        run.log_artifact(history)
+        run.log_keras_model(model, x_val[:2].astype(np.float32) / 255.0,
+                            registered_name=f"cnnzoo-{arch}")
+    log.info("segment %s: validation pixel accuracy %.4f, mean IoU %.4f", arch,
+             result["val_pixel_accuracy"], result["val_mean_iou"])
+
+
+def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
+                     figure: str) -> None:
+    import keras
+
+    from cnnzoo import segmentation as seg
+    from cnnzoo.evaluate import count_params
+
+    names = _meta(scenes)["classes"]
+    x, y = _load(scenes, "test")
+    net = keras.models.load_model(model)
+    predicted = seg.predict_masks(lambda b: net.predict(b, verbose=0), x)
+    result = {**seg.scores(seg.confusion(y, predicted, len(names)), names),
+              **count_params(net), "test_scenes": len(x)}
+    arch = params.segment.arch
+    with stage_run("segment_evaluate", arch, experiment=params.base.experiment,
+                   params={"test_scenes": len(x)}) as run:
+        write_json(metrics, result)
+        n = params.segment.figure_scenes
+        seg.overlay_figure(x[:n], y[:n], predicted[:n], names, figure,
+                           title=f"{arch} on test scenes: mean IoU {result['mean_iou']:.3f}, "
+                                 f"pixel accuracy {result['pixel_accuracy']:.3f}")
+        run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
+        run.log_metrics({f"iou_{i}": v for i, v in enumerate(result["iou"]) if v is not None})
+        run.log_artifact(figure)
+    log.info("segment_evaluate %s: test mean IoU %.4f, pixel accuracy %.4f on %d scenes", arch,
+             result["mean_iou"], result["pixel_accuracy"], len(x))
+
+
+def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics: str,
+                   evaluated: str | None = None) -> None:
+    """The export variants of the classifiers, gated on mean IoU over the test scenes."""
+    import keras
+
+    from cnnzoo import export as exporter
+    from cnnzoo import mobile
+
+    cfg, arch = params.export, params.segment.arch
+    names = _meta(scenes)["classes"]
+    x, y = _load(scenes, "test")
+    x_rep = _load(scenes, "train")[0][: cfg.representative_samples].astype(np.float32) / 255.0
+    net = keras.models.load_model(model)
+    reference = read_json(evaluated).get("mean_iou") if evaluated else None
+    files, result = mobile.convert_and_score(
+        net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="mean_iou", name=arch,
+        score=lambda predict: _iou_scores(predict, x, y, names)["mean_iou"],
+        keras_value=reference)
+    failures = mobile.gate_failures(result, cfg.max_drop, "mean_iou")
+    with stage_run("segment_export", arch, experiment=params.base.experiment,
+                   params={"export": cfg.model_dump()}) as run:
+        run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes",
+                                                                            "mean_iou", "drop")})
+        if failures:
+            raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
+        card = {"arch": arch, "task": "segmentation", "classes": names,
+                "input": {"shape": list(x.shape[1:]), "dtype": "float32", "range": [0.0, 1.0],
+                          "normalisation": "pixel / 255"},
+                "output": "per-pixel logits (H, W, classes); argmax gives the class map",
+                "variants": {v: {"file": f"{arch}_{v}.tflite", "size_bytes": len(c),
+                                 "mean_iou": result[v]["mean_iou"]} for v, c in files.items()},
+                "keras_mean_iou": result["keras_mean_iou"], "mlflow_run_id": run.run_id}
+        write_export(out, files, card, run, labels=names)
+        write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+    log.info("segment_export %s: %d variants within %.3f mean IoU of Keras %.4f", arch,
+             len(files), cfg.max_drop, result["keras_mean_iou"])

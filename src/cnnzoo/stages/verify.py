@@ -1,0 +1,295 @@
+"""The verification pipeline: verify (triplet embedding on task A) and verify_pairs (the binary
+Siamese variant) -> verify_evaluate (one-shot, on task B's classes, never seen in training)
+-> verify_export (the embedding as TFLite, parity gate on AUC)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from cnnzoo.config import Params
+from cnnzoo.files import read_json, write_json
+from cnnzoo.stages.common import backup_dir, fit_arrays, policy, write_export
+from cnnzoo.tracking import stage_run
+
+log = logging.getLogger(__name__)
+
+
+def _task_a(params: Params, prepared: str, images: int):
+    from cnnzoo.data.datasets import load_split
+
+    (x, y), (x_val, y_val) = (load_split(prepared, f"a_{s}") for s in ("train", "val"))
+    return (x[:images], y[:images]) if images else (x, y), (x_val, y_val)
+
+
+def _tower(params: Params, shape: tuple[int, ...], init: str | None):
+    """The embedding model, its backbone initialised from the task-A classifier (`init`) or
+    at random (`verify.init: scratch`)."""
+    import keras
+
+    from cnnzoo.models import siamese
+
+    cfg = params.verify
+    start = keras.models.load_model(init) if cfg.init == "pretrain" and init else None
+    backbone = siamese.backbone_from(cfg.backbone, shape, start, cfg.layer,
+                                     **({} if start else params.model_kwargs(cfg.backbone)))
+    return siamese.embedding_model(backbone, cfg.embedding_dim)
+
+
+def rotated_identities(ds, rotations: int, seed: int):
+    """A (images, class labels) batch stream -> each image turned by k x 90 degrees (k drawn per
+    image, seeded) with identity class x rotations + k."""
+    import tensorflow as tf
+
+    if rotations == 1:
+        return ds
+
+    def turn(x, y):
+        k = tf.random.uniform(tf.shape(y), 0, rotations, dtype=tf.int32, seed=seed)
+        turned = tf.stack([tf.image.rot90(x, r * 4 // rotations) for r in range(rotations)], 1)
+        return tf.gather(turned, k, batch_dims=1), tf.cast(y, tf.int32) * rotations + k
+
+    return ds.map(turn)
+
+
+def _save(model, out: str, metrics: str, result: dict, run, history: str) -> None:
+    from cnnzoo import train as trainer
+
+    trainer.save_model(model, out)
+    write_json(metrics, result)
+    run.log_metrics(result)
+    run.log_artifact(history)
+    run.log_artifact(out, folder="model")
+
+
+def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
+    from cnnzoo import verification as ver
+
+    return ver.auc(*ver.roc(ver.Pairs.from_matrix(similarity, y))[:2])
+
+
+def verify(params: Params, *, prepared: str, augmented: str, init: str | None, out: str,
+           metrics: str, history: str) -> None:
+    """The embedding, trained with the triplet loss and online semi-hard mining on task A."""
+    from cnnzoo import train as trainer
+    from cnnzoo import verification as ver
+    from cnnzoo.augment import shard_name
+    from cnnzoo.data.datasets import copies_dataset, load_copies
+    from cnnzoo.losses import TripletSemiHardLoss
+
+    cfg, seed = params.verify, params.base.seed
+    (x, y), (x_val, y_val) = _task_a(params, prepared, cfg.train.images)
+    if cfg.train.augment and policy(augmented).copies:
+        shards = [Path(augmented) / shard_name("a_train", c) for c in range(policy(augmented).copies)]
+        copies, labels = load_copies(shards, x.shape[1:], limit=len(x))
+    else:
+        copies, labels = x[None], y
+    train_ds, _ = copies_dataset(copies, labels, batch_size=cfg.train.batch_size,
+                                 num_classes=None, seed=seed)
+    train_ds = rotated_identities(train_ds, cfg.rotations, seed)
+    triplet = trainer.Objective(loss=lambda c: TripletSemiHardLoss(cfg.margin),
+                                metrics=lambda model: [],
+                                target=lambda model: np.zeros((1,), np.int32))
+    tracked = {"verify": cfg.model_dump(exclude={"pairs"}), "seed": params.base.seed,
+               "train_images": len(x), "init": init or "scratch"}
+    with stage_run("verify", cfg.backbone, experiment=params.base.experiment,
+                   params=tracked) as run:  # validation: task A's classes, upright
+        model = fit_arrays(lambda: _tower(params, x.shape[1:], init), x, y, x_val, y_val,
+                           cfg.train, params, objective=triplet, history=history, key=tracked,
+                           run=run, train_ds=train_ds)
+        emb = model.predict(x_val.astype(np.float32) / 255.0, batch_size=256, verbose=0)
+        result = {"val_auc_seen_classes": _val_auc(ver.distance_similarity(emb), y_val),
+                  "train_images": len(x), "identities": int(len(np.unique(y)) * cfg.rotations)}
+        _save(model, out, metrics, result, run, history)
+    log.info("verify %s: triplet embedding, task-A validation AUC %.4f", cfg.backbone,
+             result["val_auc_seen_classes"])
+
+
+def _pairs(y: np.ndarray, n: int, rotations: int, rng: np.random.Generator):
+    """`n` pairs (first, second, k1, k2, same), half of them of the same identity (class and
+    rotation, as `rotated_identities`) and half of two different identities."""
+    by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
+    ids = len(by_class) * rotations
+    half = n // 2
+    u = rng.integers(0, ids, n)
+    v = np.r_[u[:half], (u[half:] + rng.integers(1, ids, n - half)) % ids]  # another identity
+    first = np.array([rng.choice(by_class[i // rotations]) for i in u])
+    second = np.array([rng.choice(by_class[i // rotations]) for i in v])
+    same = (u == v).astype(np.float32)[:, None]
+    order = rng.permutation(n)
+    return tuple(a[order] for a in (first, second, (u % rotations).astype(np.int32),
+                                    (v % rotations).astype(np.int32), same))
+
+
+def _pair_dataset(x: np.ndarray, pairs, batch_size: int, *, training: bool, seed: int,
+                  rotations: int):
+    import tensorflow as tf
+
+    from cnnzoo.data.datasets import AUTOTUNE, to_float
+
+    images = tf.constant(x)
+    ds = tf.data.Dataset.from_tensor_slices(pairs)
+    if training:
+        ds = ds.shuffle(len(pairs[0]), seed=seed, reshuffle_each_iteration=True)
+    def gather(i, k):  # images i, each turned by k x 90 degrees
+        turned = tf.stack([tf.image.rot90(to_float(tf.gather(images, i)), r) for r in range(4)], 1)
+        return tf.gather(turned, k * 4 // rotations, batch_dims=1)
+
+    ds = ds.batch(batch_size).map(lambda i, j, ki, kj, t: ((gather(i, ki), gather(j, kj)), t),
+                                  num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, metrics: str,
+                 history: str) -> None:
+    """The binary variant: sigmoid(weighted |f(x1) - f(x2)|), binary cross-entropy on pairs."""
+    import keras
+
+    from cnnzoo import train as trainer
+    from cnnzoo.models import siamese
+
+    cfg, seed = params.verify, params.base.seed
+    (x, y), (x_val, y_val) = _task_a(params, prepared, cfg.pairs.images)
+    rng = np.random.default_rng(seed)
+    train_pairs = _pairs(y, cfg.pairs_per_epoch, cfg.rotations, rng)
+    val_pairs = _pairs(y_val, min(cfg.pairs_per_epoch, 4 * len(y_val)), 1, rng)  # upright
+    objective = trainer.Objective(
+        loss=lambda c: keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=lambda model: [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+        target=lambda model: np.zeros((1, 1), np.float32))
+    train_ds = _pair_dataset(x, train_pairs, cfg.pairs.batch_size, training=True, seed=seed,
+                             rotations=cfg.rotations)
+    tracked = {"verify_pairs": cfg.pairs.model_dump(exclude={"per_arch"}), "seed": seed,
+               "pairs_per_epoch": cfg.pairs_per_epoch, "backbone": cfg.backbone,
+               "init": init or "scratch"}
+    with stage_run("verify_pairs", cfg.backbone, experiment=params.base.experiment,
+                   params=tracked) as run:
+        epochs, steps = trainer.plan_epochs(cfg.pairs, cfg.pairs_per_epoch)
+        pcfg = cfg.pairs.model_copy(update={"epochs": epochs})
+        model = trainer.fit(lambda: siamese.pair_model(_tower(params, x.shape[1:], init)),
+                            train_ds.repeat(),
+                            _pair_dataset(x_val, val_pairs, 256, training=False, seed=seed,
+                                          rotations=1),
+                            pcfg, params.base, history_csv=history, steps_per_epoch=steps,
+                            backup_dir=backup_dir(run.name, {**tracked, "cfg": pcfg.model_dump()}),
+                            calibration_ds=_pair_dataset(x, train_pairs, pcfg.batch_size,
+                                                         training=False, seed=seed,
+                                                         rotations=cfg.rotations),
+                            callbacks=[run.epoch_callback()], objective=objective)
+        val = model.evaluate(_pair_dataset(x_val, val_pairs, 256, training=False, seed=seed,
+                                           rotations=1), verbose=0, return_dict=True)
+        result = {"val_pair_accuracy": float(val["accuracy"]), "pairs_per_epoch":
+                  cfg.pairs_per_epoch}
+        _save(model, out, metrics, result, run, history)
+    log.info("verify_pairs %s: task-A validation pair accuracy %.4f", cfg.backbone,
+             result["val_pair_accuracy"])
+
+
+def _task_b(params: Params, prepared: str):
+    from cnnzoo.data.datasets import load_meta, load_split
+
+    names = load_meta(prepared)["task_b"]["names"]
+    if len(names) < 2:
+        raise ValueError(f"verification needs at least 2 task-B classes (identities); "
+                         f"data.task_b_classes selects {len(names)}")
+    (x_val, y_val), (x, y) = load_split(prepared, "b_val"), load_split(prepared, "b_test")
+    n = params.verify.test_images
+    return names, (x_val, y_val), ((x[:n], y[:n]) if n else (x, y))
+
+
+def _similarities(embedding, pairs_model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Similarity matrices of `x` under the three methods compared."""
+    from cnnzoo import verification as ver
+    from cnnzoo.models import siamese
+
+    xf = x.astype(np.float32) / 255.0
+    head = pairs_model.get_layer("head")
+    w, b = (v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in head.weights)
+    tower = siamese.tower(pairs_model)
+    return {"triplet": ver.distance_similarity(embedding.predict(xf, batch_size=256, verbose=0)),
+            "binary": ver.weighted_l1_similarity(tower.predict(xf, batch_size=256, verbose=0),
+                                                 w, float(b[0])),
+            "raw_pixels": ver.distance_similarity(xf)}
+
+
+def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str, metrics: str,
+                    roc: str) -> None:
+    """One-shot verification and identification on task B's classes: ROC AUC, EER, TAR at FAR
+    1e-2 / 1e-3, accuracy at the validation threshold, one-shot identification; for the triplet
+    embedding, the binary variant and raw pixels (the baseline)."""
+    import keras
+
+    from cnnzoo import verification as ver
+    from cnnzoo.viz import roc_plot
+
+    names, (x_val, y_val), (x, y) = _task_b(params, prepared)
+    emb_model, pair_net = keras.models.load_model(embedding), keras.models.load_model(pairs)
+    val, test = _similarities(emb_model, pair_net, x_val), _similarities(emb_model, pair_net, x)
+    result: dict = {"classes": names, "test_images": len(y)}
+    curves = {}
+    for method in test:
+        pairs_test = ver.Pairs.from_matrix(test[method], y)
+        threshold = ver.best_threshold(ver.Pairs.from_matrix(val[method], y_val))
+        result[method] = {**ver.summary(pairs_test, threshold),
+                          "one_shot_accuracy": ver.one_shot_accuracy(
+                              test[method], y, params.verify.galleries, params.base.seed)}
+        far, tar, _ = ver.roc(pairs_test)
+        curves[method.replace("_", " ")] = (far, tar, result[method]["auc"])
+    result["pairs"] = len(y) * (len(y) - 1) // 2
+    result["genuine_pairs"] = int(sum(int(c) * (int(c) - 1) // 2 for c in np.bincount(y)))
+    with stage_run("verify_evaluate", params.verify.backbone, experiment=params.base.experiment,
+                   params={"test_images": len(y), "galleries": params.verify.galleries}) as run:
+        write_json(metrics, result)
+        roc_plot(curves, roc, title=f"verification on unseen classes ({', '.join(names)})")
+        run.log_metrics({f"{m}_{k}": v for m in test for k, v in result[m].items()})
+        run.log_artifact(roc)
+    for method in test:
+        r = result[method]
+        log.info("verify %-10s AUC %.4f  EER %.4f  TAR@1e-3 %.4f  accuracy %.4f  one-shot %.4f",
+                 method, r["auc"], r["eer"], r["tar_at_far_0.001"], r["verification_accuracy"],
+                 r["one_shot_accuracy"])
+
+
+def verify_export(params: Params, *, prepared: str, model: str, out: str, metrics: str,
+                  evaluated: str | None = None) -> None:
+    """The triplet embedding as float32 and int8 TFLite, gated on test AUC."""
+    import keras
+
+    from cnnzoo import mobile
+    from cnnzoo import verification as ver
+    from cnnzoo.data.datasets import load_split
+
+    cfg = params.export
+    names, _, (x, y) = _task_b(params, prepared)
+    xf = x.astype(np.float32) / 255.0
+    x_rep = load_split(prepared, "a_train")[0][: cfg.representative_samples] / np.float32(255)
+    net = keras.models.load_model(model)
+    reference = read_json(evaluated)["triplet"]["auc"] if evaluated else None
+
+    def score(predict) -> float:
+        return _val_auc(ver.distance_similarity(predict(xf)), y)
+
+    files, result = mobile.convert_and_score(net, ("float32", "int8"), cfg, x_rep=x_rep,
+                                             score=score, metric="auc", name="embedding",
+                                             keras_value=reference)
+    failures = mobile.gate_failures(result, cfg.max_drop, "auc")
+    with stage_run("verify_export", params.verify.backbone, experiment=params.base.experiment,
+                   params={"export": cfg.model_dump()}) as run:
+        run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes", "auc",
+                                                                            "drop")})
+        if failures:
+            raise RuntimeError("embedding: TFLite parity gate failed: " + "; ".join(failures))
+        card = {"arch": f"siamese_{params.verify.backbone}", "task": "verification",
+                "input": {"shape": list(x.shape[1:]), "dtype": "float32", "range": [0.0, 1.0],
+                          "normalisation": "pixel / 255"},
+                "output": f"L2-normalised {params.verify.embedding_dim}-d embedding; "
+                          "same identity when ||f(x1) - f(x2)|| is small",
+                "variants": {v: {"file": f"embedding_{v}.tflite", "size_bytes": len(c),
+                                 "auc": result[v]["auc"]} for v, c in files.items()},
+                "keras_auc": result["keras_auc"], "mlflow_run_id": run.run_id}
+        write_export(out, files, card, run)
+        write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+    log.info("verify_export: float32 and int8 within %.3f AUC of Keras %.4f", cfg.max_drop,
+             result["keras_auc"])

@@ -1,0 +1,117 @@
+"""Verification metrics on embeddings: is (x1, x2) the same identity? and who is x?
+
+A similarity matrix over a split's images (higher = more alike) feeds everything: -||f(xi) -
+f(xj)|| for embeddings and raw pixels, or the binary Siamese head's logit. Every unordered pair
+is scored (its upper triangle): 2,000 test images give 2 million pairs, so a false-accept rate
+of 1e-3 rests on over a thousand accepted impostor pairs, not a handful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FARS = (1e-2, 1e-3)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Scores of every unordered pair and whether the pair is genuine (same label)."""
+
+    scores: np.ndarray
+    genuine: np.ndarray
+
+    @classmethod
+    def from_matrix(cls, similarity: np.ndarray, y: np.ndarray) -> Pairs:
+        i, j = np.triu_indices(len(y), k=1)
+        return cls(similarity[i, j].astype(np.float64), y[i] == y[j])
+
+
+def distance_similarity(emb: np.ndarray) -> np.ndarray:
+    """-||e_i - e_j|| for all rows of `emb` (N, D), via the Gram matrix (one BLAS product)."""
+    e = emb.reshape(len(emb), -1).astype(np.float64)
+    sq = np.einsum("ij,ij->i", e, e)
+    return -np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (e @ e.T), 0.0))
+
+
+def weighted_l1_similarity(emb: np.ndarray, w: np.ndarray, b: float, block: int = 128) -> np.ndarray:
+    """sum_k w_k |e_ik - e_jk| + b for all pairs: the binary Siamese head's logit."""
+    e, w = emb.astype(np.float32), w.reshape(-1).astype(np.float32)
+    rows = [np.abs(e[r:r + block, None, :] - e[None, :, :]) @ w for r in range(0, len(e), block)]
+    return np.concatenate(rows) + np.float32(b)
+
+
+def roc(pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(far, tar, thresholds) for accepting pairs with score >= threshold, thresholds
+    descending over the distinct scores (ties are accepted together)."""
+    if pairs.genuine.all() or not pairs.genuine.any():
+        raise ValueError("verification needs genuine and impostor pairs: the split has "
+                         f"{int(pairs.genuine.sum())} genuine of {len(pairs.genuine)} pairs")
+    order = np.argsort(-pairs.scores, kind="stable")
+    s, g = pairs.scores[order], pairs.genuine[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of every tie group
+    tp, fp = np.cumsum(g)[last], np.cumsum(~g)[last]
+    tar, far = tp / g.sum(), fp / (~g).sum()
+    return np.r_[0.0, far], np.r_[0.0, tar], np.r_[np.inf, s[last]]
+
+
+def auc(far: np.ndarray, tar: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoids: ties count one half, as Mann-Whitney's U)."""
+    return float(np.trapezoid(tar, far))
+
+
+def eer(far: np.ndarray, tar: np.ndarray) -> float:
+    """Equal error rate: where the false-accept rate equals the false-reject rate (1 - TAR),
+    linearly interpolated between the two ROC points around the crossing."""
+    frr = 1.0 - tar
+    k = int(np.argmax(far >= frr))  # the first point where FAR has caught up with FRR
+    if k == 0:
+        return float(far[0])
+    f0, f1, r0, r1 = far[k - 1], far[k], frr[k - 1], frr[k]
+    t = (r0 - f0) / ((f1 - f0) - (r1 - r0))
+    return float(f0 + t * (f1 - f0))
+
+
+def tar_at_far(far: np.ndarray, tar: np.ndarray, target: float) -> float:
+    """The best TAR at a threshold whose FAR does not exceed `target`."""
+    return float(tar[far <= target].max())
+
+
+def balanced_accuracy(pairs: Pairs, threshold: float) -> float:
+    """Mean of the genuine and impostor pairs' accuracies: what a balanced pair set scores."""
+    accept = pairs.scores >= threshold
+    return float((accept[pairs.genuine].mean() + (~accept[~pairs.genuine]).mean()) / 2)
+
+
+def best_threshold(pairs: Pairs) -> float:
+    """The threshold that maximises balanced accuracy (TAR + 1 - FAR) / 2, e.g. on validation."""
+    far, tar, thresholds = roc(pairs)
+    k = int(np.argmax(tar - far))
+    return float(thresholds[k]) if np.isfinite(thresholds[k]) else float(thresholds[1])
+
+
+def one_shot_accuracy(similarity: np.ndarray, y: np.ndarray, galleries: int, seed: int) -> float:
+    """One-shot identification: a gallery holds one random image per class, every other image is
+    a probe assigned the class of its most similar gallery image; the accuracy averaged over
+    `galleries` seeded galleries."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    scores = []
+    for _ in range(galleries):
+        pick = np.array([rng.choice(np.flatnonzero(y == c)) for c in classes])
+        probes = np.setdiff1d(np.arange(len(y)), pick)
+        predicted = classes[np.argmax(similarity[np.ix_(probes, pick)], axis=1)]
+        scores.append(np.mean(predicted == y[probes]))
+    return float(np.mean(scores))
+
+
+def summary(test: Pairs, threshold: float) -> dict[str, float]:
+    """AUC, EER, TAR at each of `FARS`, and balanced verification accuracy at `threshold`."""
+    far, tar, _ = roc(test)
+    out = {"auc": auc(far, tar), "eer": eer(far, tar)}
+    for target in FARS:
+        out[f"tar_at_far_{target:g}"] = tar_at_far(far, tar, target)
+    out["threshold"] = threshold
+    out["verification_accuracy"] = balanced_accuracy(test, threshold)
+    return out
