@@ -81,8 +81,7 @@ def test_leaderboard_path_comes_from_dvc_yaml():
 
 def test_cnnzoo_run_reproduces_every_stage_but_the_slow_sizes():
     """`cnnzoo run` reproduces DEFAULT_TARGETS: they must need every stage of dvc.yaml except
-    `sizes`, which stays off `make run`'s path (`make sizes`), and, until their CPU budget fits
-    in `make run`'s 30 minutes, the segmentation and verification pipelines."""
+    `sizes`, which stays off `make run`'s path (`make sizes`)."""
     import networkx as nx
     from dvc.repo import Repo
 
@@ -91,6 +90,4 @@ def test_cnnzoo_run_reproduces_every_stage_but_the_slow_sizes():
     needed = set(runner.DEFAULT_TARGETS)
     for target in runner.DEFAULT_TARGETS:
         needed |= {s.addressing for s in nx.descendants(graph, by_name[target])}
-    not_yet = {"scenes", "segment", "segment_evaluate", "segment_export", "verify",
-               "verify_pairs", "verify_evaluate", "verify_export"}
-    assert set(by_name) - needed == {"sizes"} | not_yet
+    assert set(by_name) - needed == {"sizes"}

@@ -93,7 +93,8 @@ def verify(params: Params, *, prepared: str, augmented: str, init: str | None, o
                                 metrics=lambda model: [],
                                 target=lambda model: np.zeros((1,), np.int32))
     tracked = {"verify": cfg.model_dump(exclude={"pairs"}), "seed": params.base.seed,
-               "train_images": len(x), "init": init or "scratch"}
+               "train_images": len(x),
+               "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("verify", cfg.backbone, experiment=params.base.experiment,
                    params=tracked) as run:  # validation: task A's classes, upright
         model = fit_arrays(lambda: _tower(params, x.shape[1:], init), x, y, x_val, y_val,
@@ -161,9 +162,9 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
         target=lambda model: np.zeros((1, 1), np.float32))
     train_ds = _pair_dataset(x, train_pairs, cfg.pairs.batch_size, training=True, seed=seed,
                              rotations=cfg.rotations)
-    tracked = {"verify_pairs": cfg.pairs.model_dump(exclude={"per_arch"}), "seed": seed,
-               "pairs_per_epoch": cfg.pairs_per_epoch, "backbone": cfg.backbone,
-               "init": init or "scratch"}
+    # Every setting that shapes the model: a killed run resumes only under the same ones.
+    tracked = {"verify": cfg.model_dump(exclude={"train"}), "seed": seed,
+               "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("verify_pairs", cfg.backbone, experiment=params.base.experiment,
                    params=tracked) as run:
         epochs, steps = trainer.plan_epochs(cfg.pairs, cfg.pairs_per_epoch)
