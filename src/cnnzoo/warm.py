@@ -2,7 +2,7 @@
 imported and forks it for every DVC stage.
 
 Why: on a 2-core CPU each stage process spends ~6 s importing TensorFlow, Keras and MLflow and
-~1.3 s tearing the interpreter down; the default pipeline has 63 stages, so that alone was ~7 of
+~1.3 s tearing the interpreter down; the classifier pipeline had 63 stages, so that alone was ~7 of
 `make run`'s minutes. DVC still runs every stage's own `cmd:`. A stage script's first statement,
 `warm.delegate()`, hands its argv, working directory, environment and standard streams to the
 launcher named by `$CNNZOO_WARM` and exits with the stage's exit status. Without the variable
