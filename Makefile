@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep test ui bench lint clean
+.PHONY: setup run sizes sweep test ui bench lint clean docs-images
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -36,8 +36,17 @@ LABELS ?= 5 20 100 1000
 sweep: setup
 	@$(BIN)/cnnzoo sweep --labels $(LABELS)
 
+# The browser test's Chromium and ChromeDriver come from Debian's packages where apt can install
+# them (scripts/install-browser.sh); elsewhere that one test skips, saying why.
 test: setup
+	@bash scripts/install-browser.sh
 	$(BIN)/python -m pytest -q
+
+# The README's Results pictures from the last `make run` here (docs/images/, small PNGs): the
+# leaderboard figure, a filter grid, a Grad-CAM sample and two MLflow UI screenshots.
+docs-images: setup
+	@bash scripts/install-browser.sh
+	$(BIN)/python -m cnnzoo.docs_images
 
 ui: setup
 	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store: $(MLFLOW_TRACKING_URI))"

@@ -13,6 +13,7 @@ p.add_argument("--params", default="params.yaml")
 p.add_argument("--metrics-dir", dest="metrics_dir", required=True)
 p.add_argument("--md", required=True)
 p.add_argument("--csv", required=True)
+p.add_argument("--figure", required=True, help="accuracy vs MACs and vs int8 size (PNG)")
 p.add_argument("--sizes", dest="sizes_csv", required=True,
                help="the sizes stage's CSV, included when present (not a DVC dependency)")
 run_stage(report, **vars(p.parse_args()))

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the embedded default dataset (Debian package dataset-fashion-mnist) when it is missing
-# and apt can install it without asking anything: as root, or with passwordless sudo. Otherwise it
-# prints one line saying how to provide the data and exits 0, so set-up goes on and the download
-# stage tries $CNNZOO_DATA_MIRROR and the canonical URLs. Never prompts (no TTY in CI), and every
-# apt call is bounded in time. Used by `make setup` (hence `make run`, `make test`, `.ci/run`).
+# and apt can install it without asking anything (scripts/apt.sh). Otherwise it prints one line
+# saying how to provide the data and exits 0, so set-up goes on and the download stage tries
+# $CNNZOO_DATA_MIRROR and the canonical URLs. Used by `make setup` (hence `make run`, `make test`,
+# `.ci/run`).
 #
 #   CNNZOO_SYSTEM_DATA_DIR  where the package puts the files (default /usr/share/datasets/fashion-mnist)
 #   CNNZOO_NO_APT=1         never call apt (just print the hint when the files are missing)
@@ -19,27 +19,11 @@ hint() {
   exit 0
 }
 
-[ "${CNNZOO_NO_APT:-0}" != "0" ] && hint "CNNZOO_NO_APT is set"
-command -v apt-get >/dev/null 2>&1 || hint "no apt-get on this machine"
-if [ "${EUID:-$(id -u)}" -eq 0 ]; then
-  sudo=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  sudo=(sudo -n)
-else
-  hint "installing it needs root or passwordless sudo"
-fi
-
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-apt() {
-  timeout 600 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get -o DPkg::Lock::Timeout=120 -y -qq "$@" </dev/null >>"$log" 2>&1
-}
+source "${0%/*}/apt.sh"
+apt_ready || hint "$why"
 echo "cnnzoo: installing $pkg (Fashion-MNIST, 30 MB) with apt-get ..."
-# The package lists may be stale or empty on a fresh machine: update once if the first try fails.
-if apt install --no-install-recommends "$pkg" \
-   || { apt update && apt install --no-install-recommends "$pkg"; }; then
+if apt_install "$pkg"; then
   [ -d "$dir" ] && { echo "cnnzoo: $pkg installed ($dir)"; exit 0; }
   hint "$pkg installed but $dir is still missing"
 fi
-hint "apt-get failed: $(tail -n 1 "$log")"
+hint "apt-get failed: $(tail -n 1 "$apt_log")"

@@ -8,13 +8,17 @@ import os
 import sqlite3
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
+from cnnzoo import ui_browser
 from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
 from cnnzoo.export import VARIANTS
+from cnnzoo.stages.visualize import FIGURES
 from tests.conftest import copy_project
 
 
@@ -75,7 +79,7 @@ def test_dvc_repro_end_to_end(project):
                 "data/augment/a_train-000.tfrecord", "data/augment/b_train-000.tfrecord",
                 "plots/augment/preview.png", "metrics/augment_effect.json",
                 "plots/augment_effect/with.csv", "plots/augment_effect/without.csv",
-                "reports/leaderboard.md", "reports/leaderboard.csv"]
+                "reports/leaderboard.md", "reports/leaderboard.csv", "reports/leaderboard.png"]
     for a in archs:
         trained = ("pretrain", "transfer", "finetune", "scratch")
         expected += [f"models/{s}/{a}.keras" for s in trained]
@@ -84,6 +88,7 @@ def test_dvc_repro_end_to_end(project):
         expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
                      f"exports/{a}/labels.txt", f"exports/{a}/model.json"]
         expected += [f"exports/{a}/{a}_{v}.tflite" for v in VARIANTS]
+        expected += [f"plots/visualize/{a}/{f}" for f in FIGURES]
     expected += ["data/scenes/train.npz", "data/scenes/meta.json", "models/segment/unet.keras",
                  "metrics/segment/test.json", "plots/segment/overlay.png",
                  "exports/unet/unet_int8.tflite", "metrics/segment/export.json",
@@ -129,6 +134,14 @@ def test_dvc_repro_end_to_end(project):
     assert effect["arch"] == "lenet5" and 0 <= effect["accuracy_with"] <= 1
     assert f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}" in report
 
+    # `dvc plots show` renders the CSV curves (Vega, from a CDN) and every PNG.
+    shown = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "-o", "dvc_plots"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    html = (root / "dvc_plots/index.html").read_text()
+    assert all(f"visualize/{a}/{f}" in html for a in archs for f in FIGURES)
+    assert "plots/pretrain/lenet5.csv" in html and "leaderboard.png" in html
+
     # `make sizes`: the sizes stage (tiny params: one small network), then the report again.
     sized = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "sizes"], cwd=root, env=env,
                            capture_output=True, text=True, timeout=600)
@@ -140,7 +153,7 @@ def test_dvc_repro_end_to_end(project):
 
     db = sqlite3.connect(root / "mlflow.db")
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
-    stages = ["pretrain", "transfer", "finetune", "scratch", "evaluate", "export"]
+    stages = ["pretrain", "transfer", "finetune", "scratch", "evaluate", "export", "visualize"]
     want = ({"download", "augment", "augment_effect-lenet5", "report", "sizes", "scenes",
              "segment-unet", "segment_evaluate-unet", "segment_export-unet", "verify-lenet5",
              "verify_pairs-lenet5", "verify_evaluate-lenet5", "verify_export-lenet5"}
@@ -151,6 +164,16 @@ def test_dvc_repro_end_to_end(project):
     assert tags["stage"] == "finetune" and tags["arch"] == "lenet5" and tags["git_commit"]
     assert tags["strategy"] == "fine_tune_top" and tags["weights"] == "scratch"
     assert tags["labels_per_class"] == "10"
+    # Training, evaluation and export runs log their data as MLflow inputs (the Dataset column).
+    inputs = set(db.execute("SELECT r.name, d.name, it.value FROM inputs i JOIN runs r ON"
+                            " i.destination_id = r.run_uuid JOIN datasets d ON i.source_id ="
+                            " d.dataset_uuid JOIN input_tags it ON it.input_uuid = i.input_uuid"
+                            " WHERE it.name = 'mlflow.data.context'").fetchall())
+    assert {("pretrain-lenet5", "fashion_mnist:task_A", "train"),
+            ("finetune-lenet5", "fashion_mnist:task_B", "validation"),
+            ("evaluate-mobilenet_v2", "fashion_mnist:task_B", "test"),
+            ("export-lenet5", "fashion_mnist:task_B", "test"),
+            ("segment-unet", "scenes", "train")} <= inputs
     alias = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
     assert ("cnnzoo-mobile", "mobile") in alias
     n_epoch_metrics = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid ="
@@ -201,3 +224,58 @@ def test_bench_data_reports_both_rates(project):
     assert out.returncode in (0, 1), out.stderr[-2000:]  # 1 = ran, target ratio not met
     assert "input pipeline" in out.stdout and "training step" in out.stdout
     assert "lenet5" in out.stdout  # the fastest configured model
+
+
+
+def test_mlflow_ui_in_a_browser(project, tmp_path):
+    """Headless Debian Chromium (scripts/install-browser.sh; no browser download) through the UI
+    users open with `make ui`, on the store the end-to-end run made: the experiment's runs table
+    in the model-training view, filters on the stage and arch tags, a run's metrics and its
+    .tflite and PNG artifacts, the registered model's versions. Screenshots go to
+    $CNNZOO_SCREENSHOTS (default: the test's tmp dir)."""
+    root, env = project
+    if not (root / "mlflow.db").is_file():
+        pytest.skip("needs the end-to-end run's MLflow store")
+    if why := ui_browser.missing_browser():
+        pytest.skip(why)
+    db = sqlite3.connect(root / "mlflow.db")
+    exp_id = db.execute("SELECT experiment_id FROM experiments WHERE name = 'cnnzoo'").fetchone()[0]
+    run_ids = dict(db.execute("SELECT name, run_uuid FROM runs").fetchall())
+    # The link `make run` prints opens the experiment's runs in the model-training view.
+    link = subprocess.run([sys.executable, "-c", "from pathlib import Path; from cnnzoo.runner "
+                           "import ui_url; print(ui_url(Path('.')))"], cwd=root, env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert link.endswith(f"/#/experiments/{exp_id}/runs?workflowType=machine_learning")
+    shots = Path(os.environ.get("CNNZOO_SCREENSHOTS") or tmp_path)
+    with ui_browser.mlflow_ui(root / "mlflow.db", cwd=root, env=env) as url:
+        browser = ui_browser.Browser(url, shots)
+        try:
+            # Model-training view: the sidebar has the model registry, not the GenAI judges.
+            text = browser.page(f"/experiments/{exp_id}/runs", "Model registry", "Run Name",
+                                "Dataset", "report", shot="mlflow_runs.png")
+            assert "Judges" not in text
+            # Filtering on the stage tag keeps that stage's runs (one per arch), with their data.
+            query = urllib.parse.quote("tags.stage = 'finetune'")
+            text = browser.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
+                                "finetune-mobilenet_v2", "finetune-lenet5", "fashion_mnist:task_B")
+            assert "pretrain-lenet5" not in text and "export-lenet5" not in text
+            query = urllib.parse.quote("tags.arch = 'lenet5'")
+            text = browser.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
+                                "pretrain-lenet5", "export-lenet5", "visualize-lenet5")
+            assert "finetune-mobilenet_v2" not in text
+            # A run page: its metrics; then its TFLite files and a PNG among the artifacts.
+            export = run_ids["export-lenet5"]
+            browser.page(f"/experiments/{exp_id}/runs/{export}", "int8_accuracy",
+                         "float32_size_bytes", shot="mlflow_run.png")
+            browser.page(f"/experiments/{exp_id}/runs/{export}/artifacts/tflite/lenet5_int8.tflite",
+                         "lenet5_float32.tflite", "lenet5_int8.tflite", "model.json")
+            visual = run_ids["visualize-lenet5"]
+            browser.page(f"/experiments/{exp_id}/runs/{visual}/artifacts/visualize/filters.png",
+                         "filters.png", "gradcam.png", "maximization.png",
+                         shot="mlflow_artifacts.png")
+            with Image.open(root / "plots/visualize/lenet5/filters.png") as png:
+                assert browser.shows_image(png.width)  # the picture itself is on the page
+            # The registered model page lists its versions and the @mobile alias.
+            browser.page("/models/cnnzoo-mobile", "Version 1", "mobile", shot="mlflow_model.png")
+        finally:
+            browser.close()

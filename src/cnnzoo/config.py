@@ -205,6 +205,17 @@ class ExportConfig(_Section):
     eval_limit: int = Field(0, ge=0)
 
 
+class VisualizeConfig(_Section):
+    """`visualize@<arch>`: what the fine-tuned network learned, on task B's test images."""
+
+    images: int = Field(1000, ge=1)      # test images searched for exemplars
+    filters: int = Field(3, ge=1)        # filters shown per layer (early, middle, late)
+    exemplars: int = Field(6, ge=1)      # top images per filter
+    steps: int = Field(96, ge=1)         # activation maximisation: gradient-ascent steps
+    step_size: float = Field(0.05, gt=0)
+    cam_samples: int = Field(6, ge=1)    # Grad-CAM: this many correct and this many wrong
+
+
 # The lecture's deployment comparison: canonical ImageNet-sized networks (random weights).
 CANONICAL = ["vgg16", "resnet152", "googlenet", "resnet50", "densenet121", "mobilenet_v1",
              "mobilenet_v2"]
@@ -314,6 +325,7 @@ class Params(_Section):
     sizes: SizesConfig = SizesConfig()
     segment: SegmentConfig = SegmentConfig()
     verify: VerifyConfig = VerifyConfig()
+    visualize: VisualizeConfig = VisualizeConfig()
 
     @model_validator(mode="after")
     def _model_hparams(self) -> Params:

@@ -4,6 +4,7 @@ when `make sizes` has run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cnnzoo.files import csv_text, read_json, write_text
@@ -217,6 +218,14 @@ def to_text(rows: list[dict]) -> str:
 
 def to_csv(rows: list[dict]) -> str:
     return csv_text(rows, [k for k, *_ in COLUMNS])
+
+
+def figure_markdown(figure: Path, md_path: Path) -> str:
+    """The leaderboard figure, linked relative to the report."""
+    rel = Path(os.path.relpath(figure, md_path.parent)).as_posix()
+    return ("\n## Accuracy against cost\n\nFine-tuned test accuracy against MACs per image and "
+            "against the int8 `.tflite` size; bubble area = parameters. Up and to the left is the "
+            f"network to ship.\n\n![accuracy vs cost]({rel})\n")
 
 
 def write_report(rows: list[dict], md_path: Path, csv_path: Path, title: str,

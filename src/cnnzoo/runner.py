@@ -85,9 +85,30 @@ def _summary_ok(root: Path, seconds: float, started: float) -> str:
         extra = headlines(root / "metrics")  # the report stage's --metrics-dir
         lines += [*extra, ""] if extra else []
     lines += [f"Pipeline finished in {format_duration(seconds)}.",
-              "Browse every run, metric, plot and model in MLflow: make ui  "
-              "(http://127.0.0.1:5000); from the shell: dvc metrics show"]
+              f"Browse every run, metric, plot and model in MLflow: make ui  ({ui_url(root)});"
+              " from the shell: dvc metrics show"]
     return "\n".join(lines)
+
+
+def ui_url(root: Path, base: str = "http://127.0.0.1:5000") -> str:
+    """Where `make ui` shows this project's runs: the experiment's runs table in MLflow's
+    model-training view (the UI opens in its GenAI view unless the URL asks), when the default
+    SQLite store names the experiment; else the UI's home page."""
+    import sqlite3
+
+    # cnnzoo.tracking.tracking_uri's rule, without importing Keras into this process.
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+    db = Path(uri.removeprefix("sqlite:///"))
+    try:
+        name = yaml.safe_load((root / "params.yaml").read_text())["base"].get("experiment", "cnnzoo")
+        if not uri.startswith("sqlite:///") or not db.is_file():
+            return base
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT experiment_id FROM experiments WHERE name = ?",
+                               (name,)).fetchone()
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError, sqlite3.Error):
+        return base
+    return f"{base}/#/experiments/{row[0]}/runs?workflowType=machine_learning" if row else base
 
 
 def _summary_failed(failure: Path, returncode: int, seconds: float) -> str:

@@ -89,6 +89,23 @@ class Run:
 
         self._guard("log_artifact", mlflow.log_artifact, str(path), artifact_path=folder)
 
+    def log_dataset(self, x: np.ndarray, y: np.ndarray, *, name: str, source: str,
+                    context: str) -> None:
+        """The arrays a stage trains or evaluates on as an MLflow input (the runs table's Dataset
+        column): `name`, a digest of the data (runs on other data are told apart), `source` and
+        the split as `context` (train / validation / test)."""
+        import warnings
+
+        import mlflow
+
+        def _log():
+            with warnings.catch_warnings():  # "source can be interpreted in multiple ways"
+                warnings.simplefilter("ignore", UserWarning)
+                ds = mlflow.data.from_numpy(x, targets=y, source=str(source), name=name)
+            mlflow.log_input(ds, context=context)
+
+        self._guard("log_dataset", _log)
+
     def log_keras_model(self, model: keras.Model, x_sample: np.ndarray,
                         registered_name: str | None = None) -> None:
         """Keras flavour with a signature (mlflow.keras 3.17 breaks on input_example=)."""

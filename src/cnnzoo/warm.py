@@ -33,13 +33,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cnnzoo.logs import native_output
+
 log = logging.getLogger(__name__)
 
 ENV = "CNNZOO_WARM"
 # What the stages import; a module that fails to import here is imported by the stage itself.
 PRELOAD = ("tensorflow", "keras", "mlflow", "mlflow.keras", "mlflow.store.tracking.sqlalchemy_store",
            "cnnzoo.stages", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.evaluate", "cnnzoo.export",
-           "cnnzoo.viz", "cnnzoo.report", "cnnzoo.augment", "cnnzoo.data.datasets")
+           "cnnzoo.viz", "cnnzoo.viz_insight", "cnnzoo.insight", "cnnzoo.report", "cnnzoo.augment",
+           "cnnzoo.data.datasets")
 _LENGTH = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
 _in_launcher = False  # set in a forked stage: its own script must not delegate again
@@ -88,11 +91,14 @@ def serve(path: str, parent: int | None = None) -> None:
     listener.bind(path)
     listener.listen(16)
     started = time.monotonic()
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except Exception as err:  # noqa: BLE001 - the stage will import it and report properly
-            log.debug("warm launcher: not preloading %s (%s)", name, err)
+    # TensorFlow's C++ side logs "oneDNN custom operations are on" through absl before it reads
+    # TF_CPP_MIN_LOG_LEVEL (on CPUs where oneDNN is on by default, e.g. AVX-512): kept for DEBUG.
+    with native_output("warm launcher imports"):
+        for name in PRELOAD:
+            try:
+                importlib.import_module(name)
+            except Exception as err:  # noqa: BLE001 - the stage will import it and report it
+                log.debug("warm launcher: not preloading %s (%s)", name, err)
     log.debug("warm launcher ready in %.1f s", time.monotonic() - started)
     listener.settimeout(1.0)
     while parent is None or os.getppid() == parent:

@@ -21,6 +21,7 @@ from cnnzoo.stages.common import (
     augmented_copies,
     backup_dir,
     experiment_tags,
+    log_data,
     make_sample,
     task_b,
     training_data,
@@ -50,6 +51,8 @@ def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, 
     from cnnzoo import train as trainer
     from cnnzoo.data.datasets import make_dataset
 
+    log_data(run, params, x, y, f"task {task.upper()}", "train")
+    log_data(run, params, x_val, y_val, f"task {task.upper()}", "validation")
     epochs, _ = trainer.plan_epochs(cfg, len(x))
     cfg = cfg.model_copy(update={"epochs": epochs})
     seed = params.base.seed
@@ -138,11 +141,12 @@ def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: 
     backbone = tl.extract_backbone(pretrained)
     copies, labels = augmented_copies(data.x, data.y, task="b", augmented=augmented,
                                       enabled=cfg.augment)
-    feats, feats_val = tl.features(backbone, copies), tl.features(backbone, data.x_val)
     tracked = {"transfer": cfg.model_dump(exclude={"per_arch"}), "seed": params.base.seed,
                "train_images": len(data.x), "init": init}
     with stage_run("transfer", arch, experiment=params.base.experiment, params=tracked,
                    tags=experiment_tags(params)) as run:
+        log_data(run, params, data.x, data.y, "task B", "train")
+        feats, feats_val = tl.features(backbone, copies), tl.features(backbone, data.x_val)
         head = _fit_features(feats, labels, feats_val, data, cfg, params, history, tracked, run,
                              name=pretrained.name)
         _finish_b(f"transfer {arch} (linear probe)", tl.attach_head(pretrained, head), data,

@@ -123,6 +123,18 @@ def task_b(params: Params, prepared: str) -> TaskB:
                  tuple(meta["image_shape"]))
 
 
+def dataset_name(params: Params, part: str) -> str:
+    """How the MLflow UI names the data a run used: `fashion_mnist:task_B`, `folder:task_A`."""
+    return f"{params.data.source}:{part.replace(' ', '_')}"
+
+
+def log_data(run, params: Params, x: np.ndarray, y: np.ndarray, part: str,
+             context: str) -> None:
+    """`x, y` as the run's MLflow dataset input, with the configured source (name or folder)."""
+    run.log_dataset(x, y, name=dataset_name(params, part),
+                    source=params.data.path or params.data.source, context=context)
+
+
 def experiment_tags(params: Params) -> dict[str, str]:
     """What the MLflow UI groups and compares runs by (also logged as params)."""
     return {"strategy": params.transfer.strategy, "weights": params.pretrain.weights,

@@ -61,6 +61,7 @@ def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str
     tracked = {"segment": cfg.model_dump(exclude={"per_arch"}), "model": params.model_kwargs(arch),
                "seed": params.base.seed, "train_scenes": len(x), "classes": len(names)}
     with stage_run("segment", arch, experiment=params.base.experiment, params=tracked) as run:
+        run.log_dataset(x, y, name="scenes", source=scenes, context="train")
         model = fit_arrays(lambda: create_model(arch, input_shape=x.shape[1:],
                                                 num_classes=len(names), **params.model_kwargs(arch)),
                            x, y, x_val, y_val, cfg, params, objective=SEGMENT, history=history,
@@ -87,13 +88,14 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
 
     names = _meta(scenes)["classes"]
     x, y = _load(scenes, "test")
-    net = keras.models.load_model(model)
-    predicted = seg.predict_masks(lambda b: net.predict(b, verbose=0), x)
-    result = {**seg.scores(seg.confusion(y, predicted, len(names)), names),
-              **count_params(net), "test_scenes": len(x)}
     arch = params.segment.arch
     with stage_run("segment_evaluate", arch, experiment=params.base.experiment,
                    params={"test_scenes": len(x)}) as run:
+        run.log_dataset(x, y, name="scenes", source=scenes, context="test")
+        net = keras.models.load_model(model)
+        predicted = seg.predict_masks(lambda b: net.predict(b, verbose=0), x)
+        result = {**seg.scores(seg.confusion(y, predicted, len(names)), names),
+                  **count_params(net), "test_scenes": len(x)}
         write_json(metrics, result)
         n = params.segment.figure_scenes
         seg.overlay_figure(x[:n], y[:n], predicted[:n], names, figure,
@@ -118,15 +120,16 @@ def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics
     names = _meta(scenes)["classes"]
     x, y = _load(scenes, "test")
     x_rep = _load(scenes, "train")[0][: cfg.representative_samples].astype(np.float32) / 255.0
-    net = keras.models.load_model(model)
     reference = read_json(evaluated).get("mean_iou") if evaluated else None
-    files, result = mobile.convert_and_score(
-        net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="mean_iou", name=arch,
-        score=lambda predict: _iou_scores(predict, x, y, names)["mean_iou"],
-        keras_value=reference)
-    failures = mobile.gate_failures(result, cfg.max_drop, "mean_iou")
     with stage_run("segment_export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}) as run:
+        run.log_dataset(x, y, name="scenes", source=scenes, context="test")
+        net = keras.models.load_model(model)
+        files, result = mobile.convert_and_score(
+            net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="mean_iou", name=arch,
+            score=lambda predict: _iou_scores(predict, x, y, names)["mean_iou"],
+            keras_value=reference)
+        failures = mobile.gate_failures(result, cfg.max_drop, "mean_iou")
         run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes",
                                                                             "mean_iou", "drop")})
         if failures:

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import experiment_tags, write_export
+from cnnzoo.stages.common import experiment_tags, log_data, write_export
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,14 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
 
     names = load_meta(prepared)["task_b"]["names"]
     x, y = load_split(prepared, "b_test")
-    net = keras.models.load_model(model)
-    result, cm = classification_metrics(y, predict_classes(net, x), names)
-    result.update(count_params(net), macs=total_macs(net), model_bytes=Path(model).stat().st_size,
-                  test_images=len(y))
     with stage_run("evaluate", arch, experiment=params.base.experiment,
                    params={"arch": arch, "test_images": len(y)},
-                   tags=experiment_tags(params)) as run:
+                   tags=experiment_tags(params)) as run:  # the run spans the work it records
+        log_data(run, params, x, y, "task B", "test")
+        net = keras.models.load_model(model)
+        result, cm = classification_metrics(y, predict_classes(net, x), names)
+        result.update(count_params(net), macs=total_macs(net),
+                      model_bytes=Path(model).stat().st_size, test_images=len(y))
         write_json(metrics, result)
         confusion_matrix_plot(cm, names, confusion,
                               title=f"{arch}: task B test, accuracy {result['accuracy']:.3f}")
@@ -66,14 +67,15 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
     test, val = split("b_test", cfg.eval_limit), split("b_val")
     # Calibrate int8 ranges on target-task training images (never on the test split).
     x_rep = split("b_train", cfg.representative_samples).x
-    net = keras.models.load_model(model)
     reference = read_json(evaluated) if evaluated else {}
     known = reference.get("accuracy") if reference.get("test_images") == len(test.y) else None
-    files, result = mobile.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
-                                               name=arch, keras_accuracy=known)
-    failures = mobile.gate_failures(result, cfg.max_drop)
     with stage_run("export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}, tags=experiment_tags(params)) as run:
+        log_data(run, params, test.x, test.y, "task B", "test")
+        net = keras.models.load_model(model)
+        files, result = mobile.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
+                                                   name=arch, keras_accuracy=known)
+        failures = mobile.gate_failures(result, cfg.max_drop)
         run.log_metrics(_flat_metrics(result))
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
@@ -136,10 +138,13 @@ def model_card(arch: str, meta: dict, params: Params, result: dict, files: dict[
     }
 
 
-def report(params: Params, *, metrics_dir: str, md: str, csv: str, sizes_csv: str) -> None:
-    """The leaderboard, the mobile-export table and, once `make sizes` has run, the canonical
-    deployment sizes; registers the model to ship to phones as `cnnzoo-mobile@mobile`."""
+def report(params: Params, *, metrics_dir: str, md: str, csv: str, figure: str,
+           sizes_csv: str) -> None:
+    """The leaderboard (table and figure), the mobile-export table and, once `make sizes` has
+    run, the canonical deployment sizes; registers the model to ship to phones as
+    `cnnzoo-mobile@mobile`."""
     from cnnzoo import report as rep
+    from cnnzoo.viz_insight import leaderboard_figure
 
     archs, metrics = params.base.archs, Path(metrics_dir)
     rows = rep.collect(archs, metrics)
@@ -150,13 +155,16 @@ def report(params: Params, *, metrics_dir: str, md: str, csv: str, sizes_csv: st
         version = run.register(uri, MOBILE_MODEL, "mobile") if uri else None
         if version:
             log.info("registered %s as %s version %s, alias @mobile", pick, MOBILE_MODEL, version)
+        leaderboard_figure(rows, figure, "cnnzoo leaderboard: which network to ship")
         rep.write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)",
-                         sections=(rep.mobile_markdown(rep.mobile_rows(archs, metrics),
+                         sections=(rep.figure_markdown(Path(figure), Path(md)),
+                                   rep.mobile_markdown(rep.mobile_rows(archs, metrics),
                                                        pick if version else None),
                                    rep.segmentation_markdown(metrics),
                                    rep.verification_markdown(metrics),
                                    rep.sizes_markdown(Path(sizes_csv))))
         run.log_artifact(md)
         run.log_artifact(csv)
-    log.info("report -> %s", md)
+        run.log_artifact(figure)
+    log.info("report -> %s, %s", md, figure)
 

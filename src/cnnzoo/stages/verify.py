@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import backup_dir, fit_arrays, policy, write_export
+from cnnzoo.stages.common import backup_dir, fit_arrays, log_data, policy, write_export
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def verify(params: Params, *, prepared: str, augmented: str, init: str | None, o
                "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("verify", cfg.backbone, experiment=params.base.experiment,
                    params=tracked) as run:  # validation: task A's classes, upright
+        log_data(run, params, x, y, "task A", "train")
         model = fit_arrays(lambda: _tower(params, x.shape[1:], init), x, y, x_val, y_val,
                            cfg.train, params, objective=triplet, history=history, key=tracked,
                            run=run, train_ds=train_ds)
@@ -167,6 +168,7 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
                "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("verify_pairs", cfg.backbone, experiment=params.base.experiment,
                    params=tracked) as run:
+        log_data(run, params, x, y, "task A", "train")
         epochs, steps = trainer.plan_epochs(cfg.pairs, cfg.pairs_per_epoch)
         pcfg = cfg.pairs.model_copy(update={"epochs": epochs})
         model = trainer.fit(lambda: siamese.pair_model(_tower(params, x.shape[1:], init)),
@@ -226,22 +228,24 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
     from cnnzoo.viz import roc_plot
 
     names, (x_val, y_val), (x, y) = _task_b(params, prepared)
-    emb_model, pair_net = keras.models.load_model(embedding), keras.models.load_model(pairs)
-    val, test = _similarities(emb_model, pair_net, x_val), _similarities(emb_model, pair_net, x)
-    result: dict = {"classes": names, "test_images": len(y)}
-    curves = {}
-    for method in test:
-        pairs_test = ver.Pairs.from_matrix(test[method], y)
-        threshold = ver.best_threshold(ver.Pairs.from_matrix(val[method], y_val))
-        result[method] = {**ver.summary(pairs_test, threshold),
-                          "one_shot_accuracy": ver.one_shot_accuracy(
-                              test[method], y, params.verify.galleries, params.base.seed)}
-        far, tar, _ = ver.roc(pairs_test)
-        curves[method.replace("_", " ")] = (far, tar, result[method]["auc"])
-    result["pairs"] = len(y) * (len(y) - 1) // 2
-    result["genuine_pairs"] = int(sum(int(c) * (int(c) - 1) // 2 for c in np.bincount(y)))
     with stage_run("verify_evaluate", params.verify.backbone, experiment=params.base.experiment,
                    params={"test_images": len(y), "galleries": params.verify.galleries}) as run:
+        log_data(run, params, x, y, "task B", "test")
+        emb_model, pair_net = keras.models.load_model(embedding), keras.models.load_model(pairs)
+        val = _similarities(emb_model, pair_net, x_val)
+        test = _similarities(emb_model, pair_net, x)
+        result: dict = {"classes": names, "test_images": len(y)}
+        curves = {}
+        for method in test:
+            pairs_test = ver.Pairs.from_matrix(test[method], y)
+            threshold = ver.best_threshold(ver.Pairs.from_matrix(val[method], y_val))
+            result[method] = {**ver.summary(pairs_test, threshold),
+                              "one_shot_accuracy": ver.one_shot_accuracy(
+                                  test[method], y, params.verify.galleries, params.base.seed)}
+            far, tar, _ = ver.roc(pairs_test)
+            curves[method.replace("_", " ")] = (far, tar, result[method]["auc"])
+        result["pairs"] = len(y) * (len(y) - 1) // 2
+        result["genuine_pairs"] = int(sum(int(c) * (int(c) - 1) // 2 for c in np.bincount(y)))
         write_json(metrics, result)
         roc_plot(curves, roc, title=f"verification on unseen classes ({', '.join(names)})")
         run.log_metrics({f"{m}_{k}": v for m in test for k, v in result[m].items()})
@@ -266,18 +270,19 @@ def verify_export(params: Params, *, prepared: str, model: str, out: str, metric
     names, _, (x, y) = _task_b(params, prepared)
     xf = x.astype(np.float32) / 255.0
     x_rep = load_split(prepared, "a_train")[0][: cfg.representative_samples] / np.float32(255)
-    net = keras.models.load_model(model)
     reference = read_json(evaluated)["triplet"]["auc"] if evaluated else None
 
     def score(predict) -> float:
         return _val_auc(ver.distance_similarity(predict(xf)), y)
 
-    files, result = mobile.convert_and_score(net, ("float32", "int8"), cfg, x_rep=x_rep,
-                                             score=score, metric="auc", name="embedding",
-                                             keras_value=reference)
-    failures = mobile.gate_failures(result, cfg.max_drop, "auc")
     with stage_run("verify_export", params.verify.backbone, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}) as run:
+        log_data(run, params, x, y, "task B", "test")
+        net = keras.models.load_model(model)
+        files, result = mobile.convert_and_score(net, ("float32", "int8"), cfg, x_rep=x_rep,
+                                                 score=score, metric="auc", name="embedding",
+                                                 keras_value=reference)
+        failures = mobile.gate_failures(result, cfg.max_drop, "auc")
         run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes", "auc",
                                                                             "drop")})
         if failures:
