@@ -15,11 +15,11 @@ def sizes(params: Params, *, csv: str, md: str, plot: str) -> None:
     from cnnzoo import sizes as measured
     from cnnzoo.viz import sizes_plot
 
-    rows = measured.measure_all(params.sizes)
-    measured.write(rows, csv, md)
-    sizes_plot(rows, plot)
     with stage_run("sizes", None, experiment=params.base.experiment,
-                   params={"sizes": params.sizes.model_dump()}) as run:
+                   params={"sizes": params.sizes.model_dump()}) as run:  # spans the work
+        rows = measured.measure_all(params.sizes)
+        measured.write(rows, csv, md)
+        sizes_plot(rows, plot)
         run.log_metrics({f"{r['model']}_{k}": r[k] for r in rows
                          for k in ("params", "keras_mb", "float32_mb", "float16_mb", "int8_mb")})
         run.log_artifact(csv)
