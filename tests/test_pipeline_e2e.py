@@ -279,3 +279,25 @@ def test_mlflow_ui_in_a_browser(project, tmp_path):
             browser.page("/models/cnnzoo-mobile", "Version 1", "mobile", shot="mlflow_model.png")
         finally:
             browser.close()
+
+
+def test_same_params_and_seed_give_byte_identical_metrics(project, tmp_path):
+    """Determinism on CPU (base.deterministic, seeded): the pretraining stage, run again twice
+    as cold processes, writes the very bytes of the end-to-end run's metrics JSON and per-epoch
+    history (which it ran in the warm launcher's fork)."""
+    root, env = project
+    if not (root / "metrics/pretrain/lenet5.json").is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'again.db'}"}
+    for again in ("a", "b"):
+        out = subprocess.run([sys.executable, "pipelines/train.py", "pretrain", "--arch", "lenet5",
+                              "--prepared", "data/prepared", "--augmented", "data/augment",
+                              "--out", str(tmp_path / f"{again}.keras"),
+                              "--metrics", str(tmp_path / f"{again}.json"),
+                              "--history", str(tmp_path / f"{again}.csv")],
+                             cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert (tmp_path / f"{again}.json").read_bytes() == \
+            (root / "metrics/pretrain/lenet5.json").read_bytes()
+        assert (tmp_path / f"{again}.csv").read_bytes() == \
+            (root / "plots/pretrain/lenet5.csv").read_bytes()

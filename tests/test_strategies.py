@@ -8,7 +8,7 @@ from cnnzoo import transfer as tl
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.data.datasets import copies_dataset, make_dataset
 from cnnzoo.models import create_model
-from cnnzoo.train import ThrottledBackup, fit, learning_rate, plan_epochs
+from cnnzoo.train import ThrottledBackup, TrainingDiverged, fit, learning_rate, plan_epochs
 
 
 def test_fine_tune_top_unfreezes_whole_blocks_by_name():
@@ -129,3 +129,18 @@ def test_backup_is_taken_at_epoch_ends_at_most_every_so_often(tmp_path, every_s,
               callbacks=[ThrottledBackup(str(state), every_s), probe])
     assert seen == saved
     assert not state.exists()  # removed once training completed, as Keras' callback does
+
+
+def test_an_absurd_learning_rate_stops_training_with_where_and_why(tmp_path):
+    """A diverged loss stops the stage (no history, no model) and says at which epoch, batch
+    and learning rate, and what to change."""
+    x, y = _toy_task(64, 0)
+    ds, steps = copies_dataset(x[None], y, batch_size=16, num_classes=5, seed=0)
+    cfg = TrainConfig(epochs=3, learning_rate=1e38, schedule="constant", bn_recalibration_batches=0)
+    with pytest.raises(TrainingDiverged, match=r"lenet5: training diverged, loss (nan|inf) at "
+                       r"epoch 1, batch \d+ \(learning rate 1e\+38\); lower the stage's "
+                       r"learning_rate"):
+        fit(lambda: create_model("lenet5", input_shape=(32, 32, 1), num_classes=5), ds,
+            make_dataset(x, y, batch_size=64, num_classes=5), cfg, BaseConfig(archs=["lenet5"]),
+            history_csv=tmp_path / "h.csv", backup_dir=tmp_path / "b", steps_per_epoch=steps)
+    assert not (tmp_path / "h.csv").exists()

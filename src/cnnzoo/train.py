@@ -159,6 +159,34 @@ class ThrottledBackup(keras.callbacks.BackupAndRestore):
             self._saved_at = time.monotonic()
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the stage stops instead of saving and exporting garbage."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Raise `TrainingDiverged` at the first batch whose running loss is not finite, naming the
+    epoch, the batch and the learning rate then (Keras' TerminateOnNaN only stops quietly, and
+    the stage would go on to save the broken weights)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name, self.epoch = name, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        lr = self.model.optimizer.learning_rate
+        lr = float(lr(self.model.optimizer.iterations) if callable(lr) else lr)
+        raise TrainingDiverged(
+            f"{self.name}: training diverged, loss {float(loss)} at epoch {self.epoch + 1}, batch "
+            f"{batch + 1} (learning rate {lr:.3g}); lower the stage's learning_rate in params.yaml"
+            " (per_arch for one architecture) and run again")
+
+
 def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
         cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
         steps_per_epoch: int, calibration_ds: tf.data.Dataset | None = None,
@@ -189,6 +217,7 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     backup_dir.mkdir(parents=True, exist_ok=True)
     partial_csv = backup_dir / "history.csv"
     cbs = [
+        StopOnNonFinite(model.name),  # first: nothing after it sees a diverged epoch
         ThrottledBackup(str(backup_dir / "state"), BACKUP_EVERY_S),
         keras.callbacks.CSVLogger(str(partial_csv), append=True),  # append: survives a resume
         *callbacks,
@@ -200,8 +229,15 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
              model.name, cfg.epochs, steps_per_epoch, cfg.learning_rate, cfg.schedule,
              f"{n_train:,}")
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs, shuffle=False,
-              steps_per_epoch=steps_per_epoch, verbose=1 if sys.stdout.isatty() else 2)
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs,
+                  shuffle=False, steps_per_epoch=steps_per_epoch,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    except tf.errors.ResourceExhaustedError as err:
+        raise RuntimeError(
+            f"{model.name}: out of memory at batch size {cfg.batch_size}: lower the stage's "
+            "batch_size in params.yaml (per_arch for one architecture), or on a GPU keep "
+            f"base.mixed_precision on ({err.message.splitlines()[0][:200]})") from err
     if calibration_ds is not None:
         n = recalibrate_batchnorm(model, calibration_ds, cfg.bn_recalibration_batches)
         if n:
