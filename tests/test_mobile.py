@@ -9,6 +9,7 @@ from PIL import Image
 
 from cnnzoo import cli, export, mobile, report, sizes
 from cnnzoo.config import ExportConfig, SizesConfig
+from cnnzoo.files import read_csv
 from cnnzoo.models import create_model
 
 
@@ -205,7 +206,7 @@ def test_sizes_of_a_small_network(tmp_path):
     assert row["float16_mb"] < 0.6 * row["float32_mb"] and row["int8_mb"] < row["float32_mb"] / 3
     assert row["keras_mb"] > 0 and row["lecture_mb"] == ""
     sizes.write([row], tmp_path / "s.csv", tmp_path / "s.md")
-    assert sizes.read_csv(tmp_path / "s.csv")[0]["model"] == "lenet5"
+    assert read_csv(tmp_path / "s.csv")[0]["model"] == "lenet5"
     rows = [dict(row, model="vgg16", float32_mb="527.8"), dict(row, model="mobilenet_v2",
                                                                 int8_mb="3.5")]
     assert sizes.headline(rows).endswith("is 151× MobileNet V2 int8 (3.50 MB).")

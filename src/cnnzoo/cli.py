@@ -90,6 +90,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _sizes(args: argparse.Namespace) -> int:
     """Through DVC (cached) for the params file's models; directly for models named here."""
     from cnnzoo import config, sizes
+    from cnnzoo.files import read_csv
     from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
 
     logs.setup()
@@ -110,7 +111,7 @@ def _sizes(args: argparse.Namespace) -> int:
     if outcome.returncode != 0:
         print(outcome.summary, file=sys.stderr)
         return outcome.returncode
-    print(sizes.to_text(sizes.read_csv(Path("reports/sizes.csv"))))
+    print(sizes.to_text(read_csv(Path("reports/sizes.csv"))))
     return 0
 
 

@@ -52,6 +52,12 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    """A CSV file's rows as dicts of strings (the reports' tables, the training histories)."""
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def csv_text(rows: list[dict], fields) -> str:
     """`rows` as CSV text with the header `fields` (the reports' and sweep's tables)."""
     buf = io.StringIO()

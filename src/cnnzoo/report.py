@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cnnzoo.files import csv_text, read_json, write_text
+from cnnzoo.files import csv_text, read_csv, read_json, write_text
 
 # (key, Markdown/CSV header, short header for the terminal)
 COLUMNS = (
@@ -121,7 +121,7 @@ def sizes_markdown(sizes_csv: Path) -> str:
     if not sizes_csv.is_file():
         return (f"{head}\n\nNot computed yet: `make sizes` (the cached DVC stage `sizes`, "
                 "minutes on a CPU) adds the canonical 224×224 table here.\n")
-    from cnnzoo.sizes import read_csv, to_markdown
+    from cnnzoo.sizes import to_markdown
 
     return f"{head}\n\n{to_markdown(read_csv(sizes_csv))}"
 

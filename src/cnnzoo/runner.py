@@ -10,7 +10,6 @@ when it fails; a file left without a cause means the process died without a Pyth
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from cnnzoo import warm
-from cnnzoo.files import read_json, write_json
+from cnnzoo.files import read_csv, read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
 # What `cnnzoo run` reproduces without targets: the report and every stage it needs, which is
@@ -77,8 +76,7 @@ def _summary_ok(root: Path, seconds: float, started: float) -> str:
     lines = []
     board = leaderboard_csv(root)
     if board and board.is_file():
-        with board.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_csv(board)
         fresh = "" if board.stat().st_mtime >= started else " (unchanged: nothing to rerun)"
         lines += [f"Leaderboard on the task-B test split{fresh} ({board.relative_to(root)}, "
                   "Markdown beside it):", to_text(rows), ""]

@@ -8,7 +8,6 @@ only the file size is wanted). Slow (minutes on a CPU), hence its own cached DVC
 
 from __future__ import annotations
 
-import csv
 import logging
 import tempfile
 from pathlib import Path
@@ -67,11 +66,6 @@ def measure_all(cfg: SizesConfig) -> list[dict]:
 
 def to_csv(rows: list[dict]) -> str:
     return csv_text(rows, FIELDS)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def headline(rows: list[dict]) -> str | None:

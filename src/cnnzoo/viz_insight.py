@@ -3,13 +3,13 @@ the pretrain / transfer / fine-tune phases, and the leaderboard picture (accurac
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
+from cnnzoo.files import read_csv
 from cnnzoo.insight import Exemplars
 from cnnzoo.viz import plt, save_figure
 
@@ -84,8 +84,8 @@ def gradcam_figure(x: np.ndarray, cams: np.ndarray, true: Sequence[str], predict
 
 
 def read_history(path: str | Path) -> dict[str, np.ndarray]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """A training history CSV (epoch, loss, accuracy, val_...) as one float array per column."""
+    rows = read_csv(path)
     return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else {})}
 
 

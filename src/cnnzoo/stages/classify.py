@@ -146,6 +146,7 @@ def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: 
     with stage_run("transfer", arch, experiment=params.base.experiment, params=tracked,
                    tags=experiment_tags(params)) as run:
         log_data(run, params, data.x, data.y, "task B", "train")
+        log_data(run, params, data.x_val, data.y_val, "task B", "validation")
         feats, feats_val = tl.features(backbone, copies), tl.features(backbone, data.x_val)
         head = _fit_features(feats, labels, feats_val, data, cfg, params, history, tracked, run,
                              name=pretrained.name)

@@ -123,15 +123,11 @@ def task_b(params: Params, prepared: str) -> TaskB:
                  tuple(meta["image_shape"]))
 
 
-def dataset_name(params: Params, part: str) -> str:
-    """How the MLflow UI names the data a run used: `fashion_mnist:task_B`, `folder:task_A`."""
-    return f"{params.data.source}:{part.replace(' ', '_')}"
-
-
 def log_data(run, params: Params, x: np.ndarray, y: np.ndarray, part: str,
              context: str) -> None:
-    """`x, y` as the run's MLflow dataset input, with the configured source (name or folder)."""
-    run.log_dataset(x, y, name=dataset_name(params, part),
+    """`x, y` as the run's MLflow dataset input, named as the UI shows it (`fashion_mnist:task_B`,
+    `folder:task_A`), with the configured source (name or folder)."""
+    run.log_dataset(x, y, name=f"{params.data.source}:{part.replace(' ', '_')}",
                     source=params.data.path or params.data.source, context=context)
 
 

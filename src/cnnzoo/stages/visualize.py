@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import atomic_path
-from cnnzoo.stages.common import experiment_tags, task_b
+from cnnzoo.stages.common import experiment_tags
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,12 @@ def visualize(params: Params, *, arch: str, prepared: str, model: str, histories
 
     from cnnzoo import insight
     from cnnzoo import viz_insight as fig
+    from cnnzoo.data.datasets import load_meta, load_split
     from cnnzoo.evaluate import predict_classes
 
     cfg = params.visualize
-    data = task_b(params, prepared)
-    names = list(data.names)
-    x8, y = data.x_test[: cfg.images], data.y_test[: cfg.images]
+    names = load_meta(prepared)["task_b"]["names"]
+    x8, y = (a[: cfg.images] for a in load_split(prepared, "b_test"))
     x = x8.astype(np.float32) / 255.0
     with stage_run("visualize", arch, experiment=params.base.experiment,
                    params={"visualize": cfg.model_dump(), "test_images": len(x)},
