@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -79,8 +81,10 @@ def test_data_source_validation():
     raw["data"]["source"] = "folder"
     with pytest.raises(config.ConfigError, match="needs data.path"):
         config.parse(raw)
-    raw["data"]["path"] = "/images"
-    assert config.parse(raw).data.path == "/images"
+    raw["data"]["path"] = "data/images"
+    assert config.parse(raw).data.path == "data/images"
+    raw["data"]["path"] = str(Path.cwd() / "data" / "images")  # absolute, inside the project
+    assert config.parse(raw).data.path == raw["data"]["path"]
     raw["augment"]["effect_arch"] = "nopenet"
     with pytest.raises(config.ConfigError, match="effect_arch.*nopenet"):
         config.parse(raw)
@@ -113,4 +117,19 @@ def test_segmentation_and_verification_settings_are_checked():
     raw = raw_params()
     raw["segment"]["data"]["min_items"] = 5
     with pytest.raises(config.ConfigError, match="min_items=5 is more than max_items=4"):
+        config.parse(raw)
+
+
+@pytest.mark.parametrize("path, why", [("../photos", "leaves its folder with '..'"),
+                                       ("data/../../photos", "leaves its folder with '..'"),
+                                       ("/home/me/photos", "is outside the project")])
+def test_paths_from_params_stay_inside_the_project(path, why):
+    """A params value that becomes a path cannot point a stage outside the project."""
+    raw = raw_params()
+    raw["data"].update(source="folder", path=path)
+    with pytest.raises(config.ConfigError, match=rf"data.path: .*{why}.*ln -s <folder> data/"):
+        config.parse(raw)
+    raw = raw_params()
+    raw["segment"] = {"data": {"source": "folder", "path": path, "classes": ["bg", "a"]}}
+    with pytest.raises(config.ConfigError, match=rf"segment.data.path: .*{why}"):
         config.parse(raw)

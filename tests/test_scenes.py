@@ -1,5 +1,7 @@
 """Segmentation data: generated scenes, the user's image/mask folders and their errors."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -53,9 +55,15 @@ def write_pairs(root, n=5, size=(10, 8), mask_size=None, max_label=2):
             root / "masks" / f"s{i}.png")
 
 
+@pytest.fixture(autouse=True)
+def _in_project(tmp_path, monkeypatch):
+    """Params paths stay inside the project (the working folder): the tests run above theirs."""
+    monkeypatch.chdir(tmp_path.parent)
+
+
 def folder_cfg(root, classes=("background", "a", "b")):
-    return SegmentDataConfig(source="folder", path=str(root), classes=list(classes), canvas=16,
-                             channels=1)
+    return SegmentDataConfig(source="folder", path=os.path.relpath(root), classes=list(classes),
+                             canvas=16, channels=1)
 
 
 def test_folder_pairs_are_resized_and_split(tmp_path):
@@ -88,4 +96,4 @@ def test_missing_mask_and_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="needs images/ and masks/"):
         load_folder_pairs(folder_cfg(tmp_path / "nowhere"), 0, 0.2, 0.2)
     with pytest.raises(ValueError, match="needs path .* and classes"):
-        SegmentDataConfig(source="folder", path=str(tmp_path))
+        SegmentDataConfig(source="folder", path=os.path.relpath(tmp_path))

@@ -144,3 +144,56 @@ def test_an_absurd_learning_rate_stops_training_with_where_and_why(tmp_path):
             make_dataset(x, y, batch_size=64, num_classes=5), cfg, BaseConfig(archs=["lenet5"]),
             history_csv=tmp_path / "h.csv", backup_dir=tmp_path / "b", steps_per_epoch=steps)
     assert not (tmp_path / "h.csv").exists()
+
+
+class _Kill(keras.callbacks.Callback):
+    """Stands in for SIGKILL in-process: stops `fit` in the middle of epoch `epoch` (1-based)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.kill_at, self.epoch = epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.kill_at and batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_path, monkeypatch):
+    """Stopped in epoch 3 with a backup after epoch 1 (epoch 2 logged but not backed up), the
+    next call restores epoch 1's weights and optimizer, skips the batches epochs 1-2 drew from
+    the endless augmented stream (mixup included) and ends on the weights and per-epoch history
+    of an uninterrupted run."""
+    from cnnzoo import train
+    from cnnzoo.augment import batch_mixer
+    from cnnzoo.config import AugmentConfig
+
+    x, y = _toy_task(96, 0)
+    mixer = batch_mixer(AugmentConfig(mixup_alpha=0.2))
+    cfg = TrainConfig(epochs=4, batch_size=16, learning_rate=0.003, bn_recalibration_batches=0)
+    base = BaseConfig(archs=["resnet20"], seed=5)
+
+    def run(name, callbacks=()):
+        keras.utils.set_random_seed(5)  # the stream's global seed, as in a fresh process
+        ds, steps = copies_dataset(np.stack([x, x[:, ::-1]]), y, batch_size=16, num_classes=5,
+                                   seed=5, mixer=mixer)
+        return fit(lambda: create_model("resnet20", input_shape=(32, 32, 1), num_classes=5,
+                                        width=0.25), ds,
+                   make_dataset(x[:32], y[:32], batch_size=32, num_classes=5), cfg, base,
+                   history_csv=tmp_path / f"{name}.csv", backup_dir=tmp_path / name,
+                   steps_per_epoch=steps, callbacks=callbacks)
+
+    whole = run("whole")
+    clock = iter([0.0])  # 100 s at every epoch end: only epoch 1's is 30 s after the start
+    monkeypatch.setattr(train.time, "monotonic", lambda: next(clock, 100.0))
+    with pytest.raises(KeyboardInterrupt):
+        run("killed", [_Kill(3)])
+    monkeypatch.undo()
+    assert len((tmp_path / "killed/history.csv").read_text().splitlines()) == 1 + 2
+    resumed = run("killed")
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "killed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert not (tmp_path / "killed").exists()

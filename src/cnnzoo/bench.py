@@ -40,6 +40,7 @@ def fastest_arch(params: Params, input_shape: tuple[int, ...], num_classes: int)
 
 def bench_data(params: Params, prepared: str, augmented: str, batches: int = 50) -> dict:
     from cnnzoo.data.datasets import load_meta, load_split
+    from cnnzoo.distribute import jit_compile
     from cnnzoo.models import create_model
     from cnnzoo.stages import training_data
 
@@ -57,7 +58,7 @@ def bench_data(params: Params, prepared: str, augmented: str, batches: int = 50)
                          **params.model_kwargs(arch))
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                  jit_compile=params.base.jit_compile)
+                  jit_compile=jit_compile(params.base))
     xb = tf.constant(x[: cfg.batch_size].astype(np.float32) / 255.0)
     yb = tf.one_hot(y[: cfg.batch_size], k)
     step = _rate(lambda: model.train_on_batch(xb, yb), batches, cfg.batch_size)

@@ -19,6 +19,23 @@ class ConfigError(ValueError):
     """params.yaml is malformed; the message names the offending key."""
 
 
+def project_path(value: str | None) -> str | None:
+    """A params value that becomes a path must stay inside the project (the folder DVC runs the
+    stages in): relative, without `..`, or absolute under the project root. A params file then
+    means the same in every clone, and cannot make a stage read or write elsewhere. A folder
+    kept outside is linked in, e.g. `ln -s /home/me/leaves data/leaves` and `path: data/leaves`."""
+    if value is None:
+        return None
+    path = Path(value)
+    hint = ("; keep it inside the project, e.g. link it in: ln -s <folder> data/<name> and "
+            "set the path to data/<name>")
+    if ".." in path.parts:
+        raise ValueError(f"{value!r} leaves its folder with '..'{hint}")
+    if path.is_absolute() and not path.is_relative_to(Path.cwd().resolve()):
+        raise ValueError(f"{value!r} is outside the project ({Path.cwd().resolve()}){hint}")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,10 +45,10 @@ class BaseConfig(_Section):
     archs: list[str] = Field(min_length=1)
     experiment: str = "cnnzoo"
     # Runtime: `auto` picks MirroredStrategy on >1 GPU (MultiWorker when TF_CONFIG is set) and
-    # mixed precision on GPU; XLA stays off by default because it is ~2x slower on small CPUs.
+    # mixed precision on GPU; XLA (`auto`) only on GPU: it is ~2x slower on small CPUs.
     distribute: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
-    jit_compile: bool = False
+    jit_compile: bool | Literal["auto"] = "auto"
     deterministic: bool = True
 
     @field_validator("archs")
@@ -77,6 +94,8 @@ class DataConfig(_Section):
     # 0 = use everything; small values make quick smoke runs.
     max_train_a: int = Field(0, ge=0)
     max_test: int = Field(0, ge=0)
+
+    _path = field_validator("path")(project_path)
 
     @field_validator("source")
     @classmethod
@@ -248,6 +267,8 @@ class SegmentDataConfig(_Section):
     train_scenes: int = Field(4000, ge=1)
     val_scenes: int = Field(400, ge=1)
     test_scenes: int = Field(1000, ge=1)
+
+    _path = field_validator("path")(project_path)
 
     @model_validator(mode="after")
     def _consistent(self) -> SegmentDataConfig:

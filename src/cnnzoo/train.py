@@ -6,6 +6,7 @@ loop: classifiers, U-Net's per-pixel labels, triplet embeddings and Siamese pair
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cnnzoo import distribute
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.files import atomic_path
 
@@ -31,20 +33,18 @@ def setup_runtime(base: BaseConfig) -> tf.distribute.Strategy:
     keras.utils.set_random_seed(base.seed)
     if base.deterministic:
         tf.config.experimental.enable_op_determinism()
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = distribute.gpus()
     if base.mixed_precision == "on" or (base.mixed_precision == "auto" and gpus):
+        # float16 compute, float32 variables; the logits head and the loss stay float32
+        # (models/layers.py) and compile() wraps the optimizer in a LossScaleOptimizer.
         keras.mixed_precision.set_global_policy("mixed_float16")
-    mode = base.distribute
-    if mode == "auto":
-        mode = "multi_worker" if "TF_CONFIG" in os.environ else "mirrored" if len(gpus) > 1 else "default"
-    strategy = {
-        "default": tf.distribute.get_strategy,
-        "mirrored": tf.distribute.MirroredStrategy,
-        "multi_worker": tf.distribute.MultiWorkerMirroredStrategy,
-    }[mode]()
-    log.info("runtime: %d GPU(s), strategy=%s, precision=%s, jit_compile=%s", len(gpus),
-             type(strategy).__name__, keras.mixed_precision.global_policy().name, base.jit_compile)
-    return strategy
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    found = distribute.strategy(base)
+    log.info("runtime: %d GPU(s), strategy=%s (%d replica(s)), precision=%s, jit_compile=%s",
+             len(gpus), type(found).__name__, found.num_replicas_in_sync,
+             keras.mixed_precision.global_policy().name, distribute.jit_compile(base))
+    return found
 
 
 def _layers(model: keras.Model):
@@ -141,12 +141,15 @@ def learning_rate(cfg: TrainConfig, total_steps: int):
 
 # A killed stage resumes from its last backup, taken at an epoch end at most this often: saving
 # costs 0.1-0.5 s, which at 160 one-second epochs (5 labels per class) was a third of the stage.
-BACKUP_EVERY_S = 30.0
+# CNNZOO_BACKUP_EVERY_S overrides it (0 = every epoch; the kill-and-resume test uses that).
+BACKUP_EVERY_S = float(os.environ.get("CNNZOO_BACKUP_EVERY_S", 30.0))
 
 
 class ThrottledBackup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore (restore at the start, delete at the end), saving at the end of an
-    epoch only once `every_s` seconds have passed since the last save (or the start)."""
+    epoch only once `every_s` seconds have passed since the last save (or the start), and
+    atomically: Keras rewrites its weights file in place, and a kill during that write left a
+    backup that every later run failed to load."""
 
     def __init__(self, backup_dir: str, every_s: float):
         super().__init__(backup_dir)
@@ -154,9 +157,34 @@ class ThrottledBackup(keras.callbacks.BackupAndRestore):
         self._saved_at = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
         if time.monotonic() - self._saved_at >= self.every_s:
-            super().on_epoch_end(epoch, logs)
+            self._save_model()
             self._saved_at = time.monotonic()
+
+    def _save_model(self):
+        # Weights first, then the epoch that names them: a kill between the two renames makes
+        # the next run redo one epoch from newer weights, never read a half-written file.
+        with atomic_path(self._weights_path) as tmp:
+            named = tmp.with_name(tmp.name.removesuffix(".h5") + ".weights.h5")  # Keras insists
+            self.model.save_weights(named)
+            named.rename(tmp)
+        with atomic_path(self._training_metadata_path) as tmp:
+            tmp.write_text(json.dumps({"epoch": self._current_epoch, "batch": 0}))
+
+
+def resume_point(state: Path, partial_csv: Path) -> int:
+    """Epochs completed by the backup in `state` (0 without one), with `partial_csv` cut to
+    those epochs: a killed run logged epochs after its last backup, and it trains them again."""
+    meta = state / "training_metadata.json"
+    done = int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+    if not done:
+        partial_csv.unlink(missing_ok=True)
+    elif partial_csv.exists():
+        rows = partial_csv.read_bytes().splitlines(keepends=True)  # CSVLogger ends rows \r\n
+        with atomic_path(partial_csv) as tmp:
+            tmp.write_bytes(b"".join(rows[: 1 + done]))
+    return done
 
 
 class TrainingDiverged(RuntimeError):
@@ -209,13 +237,32 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
             optimizer=keras.optimizers.Adam(learning_rate(cfg, cfg.epochs * steps_per_epoch)),
             loss=objective.loss(cfg),
             metrics=objective.metrics(model),
-            jit_compile=base.jit_compile,
+            jit_compile=distribute.jit_compile(base),
         )
-        if implicit:  # explicit strategies get the same from Keras' own symbolic build
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if implicit or multi_worker:  # others get the same from Keras' own symbolic build
             _build_state(model, objective)
+    if multi_worker:
+        # Keras 3.15's fit builds a model under a strategy from a sample batch averaged across
+        # replicas in eager mode, which MultiWorkerMirroredStrategy rejects ("Attempt to convert
+        # a value (PerReplica...)"); everything it would build exists now.
+        model._maybe_symbolic_build = lambda *args, **kwargs: None
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
     partial_csv = backup_dir / "history.csv"
+    if train_ds.cardinality() >= 0:  # one epoch's batches: the same epochs as one stream
+        train_ds = train_ds.repeat()
+    done = resume_point(backup_dir / "state", partial_csv)
+    if done:
+        log.info("resuming %s after epoch %d of %d from its backup (%s)", model.name, done,
+                 cfg.epochs, backup_dir)
+        if train_ds.cardinality() == tf.data.INFINITE_CARDINALITY:
+            # A new process starts the stream over: skip what the restored epochs drew, so
+            # epoch `done` + 1 gets the batches (order, copy, mixing) it would have had.
+            train_ds = train_ds.skip(done * steps_per_epoch)
+        else:
+            log.warning("%s: the training stream's length is unknown, so the resumed epochs "
+                        "start it over (results differ from an uninterrupted run)", model.name)
     cbs = [
         StopOnNonFinite(model.name),  # first: nothing after it sees a diverged epoch
         ThrottledBackup(str(backup_dir / "state"), BACKUP_EVERY_S),

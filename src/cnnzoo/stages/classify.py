@@ -25,6 +25,7 @@ from cnnzoo.stages.common import (
     make_sample,
     task_b,
     training_data,
+    trains,
 )
 from cnnzoo.tracking import Run, stage_run
 
@@ -97,6 +98,7 @@ def _finish_b(what: str, model, data: TaskB, out: str, metrics: str, run: Run, h
     log.info("%s: val %.4f, test %.4f", what, result["val_accuracy"], result["test_accuracy"])
 
 
+@trains
 def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: str, metrics: str,
              history: str) -> None:
     """Task A from scratch (or the ImageNet weights, untrained on A, with a task-A head)."""
@@ -128,6 +130,7 @@ def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: s
     log.info("pretrain %s: %s", arch, {k_: v for k_, v in result.items() if k_ != "weights"})
 
 
+@trains
 def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: str, out: str,
              metrics: str, history: str) -> None:
     """Linear probe: the backbone's features of every (augmented) training image are computed
@@ -190,6 +193,7 @@ def _train_b_from_scratch(params: Params, arch: str, data: TaskB, augmented: str
                 calibrate=True)
 
 
+@trains
 def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: str, out: str,
              metrics: str, history: str) -> None:
     """`transfer.strategy`: linear_probe keeps the probe's model, fine_tune_top / fine_tune_all
@@ -223,6 +227,7 @@ def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: 
                   registered=f"cnnzoo-{arch}", strategy=strategy)
 
 
+@trains
 def scratch(params: Params, *, arch: str, prepared: str, augmented: str, out: str, metrics: str,
             history: str) -> None:
     """The baseline transfer has to beat: task B from random weights, same images and epochs."""
@@ -236,6 +241,7 @@ def scratch(params: Params, *, arch: str, prepared: str, augmented: str, out: st
         _finish_b(f"scratch {arch}", model, data, out, metrics, run, history)
 
 
+@trains
 def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: str,
                    plots: str) -> None:
     """Train `augment.effect_arch` on task B from scratch with and without augmentation (same

@@ -33,6 +33,12 @@ def backup_dir(name: str, settings: dict) -> Path:
     return BACKUP_ROOT / f"{name}-{digest[:12]}"
 
 
+def trains(fn: Callable[..., object]) -> Callable[..., object]:
+    """Mark a stage function that trains: `run_stage` sets its distribution strategy up first."""
+    fn.trains = True
+    return fn
+
+
 def run_stage(fn: Callable[..., object], **kwargs) -> None:
     """Entry point for stage scripts: logging, params from `params` path, clean failures.
 
@@ -44,7 +50,14 @@ def run_stage(fn: Callable[..., object], **kwargs) -> None:
     name = kwargs.get("stage", fn.__name__) + (f"@{kwargs['arch']}" if kwargs.get("arch") else "")
     runner.stage_started(name)
     try:
-        fn(config.load(params_path), **kwargs)
+        params = config.load(params_path)
+        if getattr(fn, "trains", False):
+            # Before any other TensorFlow work: MultiWorkerMirroredStrategy (TF_CONFIG) and
+            # split CPUs can only be set up at program start.
+            from cnnzoo import distribute
+
+            distribute.strategy(params.base)
+        fn(params, **kwargs)
     except EXPECTED_ERRORS as err:
         runner.stage_failed(name, err)
         log.error("%s failed: %s", name, err)

@@ -10,7 +10,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import fit_arrays, write_export
+from cnnzoo.stages.common import fit_arrays, trains, write_export
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def _iou_scores(predict, x: np.ndarray, y: np.ndarray, names: list[str]) -> dict
     return seg.scores(seg.confusion(y, seg.predict_masks(predict, x), len(names)), names)
 
 
+@trains
 def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str) -> None:
     """Train the segmentation model (`segment.arch`, settings in `models.<arch>`) through the
     one training routine, with the per-pixel objective."""

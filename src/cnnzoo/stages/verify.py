@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import backup_dir, fit_arrays, log_data, policy, write_export
+from cnnzoo.stages.common import backup_dir, fit_arrays, log_data, policy, trains, write_export
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
     return ver.auc(*ver.roc(ver.Pairs.from_matrix(similarity, y))[:2])
 
 
+@trains
 def verify(params: Params, *, prepared: str, augmented: str, init: str | None, out: str,
            metrics: str, history: str) -> None:
     """The embedding, trained with the triplet loss and online semi-hard mining on task A."""
