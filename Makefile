@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep test ui bench lint clean docs-images
+.PHONY: setup run sizes sweep test ui tracking-server bench lint clean docs-images
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -37,9 +37,11 @@ sweep: setup
 	@$(BIN)/cnnzoo sweep --labels $(LABELS)
 
 # The browser test's Chromium and ChromeDriver come from Debian's packages where apt can install
-# them (scripts/install-browser.sh); elsewhere that one test skips, saying why.
+# them (scripts/install-browser.sh); the tracking-server test's PostgreSQL likewise (each test skips,
+# saying why, where its package cannot be installed).
 test: setup
 	@bash scripts/install-browser.sh
+	@bash scripts/install-postgres.sh
 	$(BIN)/python -m pytest -q
 
 # The README's Results pictures from the last `make run` here (docs/images/, small PNGs): the
@@ -51,6 +53,14 @@ docs-images: setup
 ui: setup
 	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store: $(MLFLOW_TRACKING_URI))"
 	$(BIN)/mlflow ui --workers 1 --host 127.0.0.1 --port $(PORT) --backend-store-uri $(MLFLOW_TRACKING_URI)
+
+# A team's MLflow server: runs in a PostgreSQL cluster of its own (Debian's postgresql, on
+# loopback), artifacts in .cache/tracking/artifacts. Others then run
+# MLFLOW_TRACKING_URI=http://<this host>:$(PORT) make run  (HOST=0.0.0.0 to listen on the LAN).
+HOST ?= 127.0.0.1
+tracking-server: setup
+	@bash scripts/install-postgres.sh
+	$(BIN)/python -m cnnzoo.tracking_server --host $(HOST) --port $(PORT)
 
 bench: setup
 	$(BIN)/dvc repro augment

@@ -24,6 +24,7 @@ from cnnzoo import warm
 from cnnzoo.files import read_csv, read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
+UNTRACKED_ENV = "CNNZOO_UNTRACKED_FILE"  # = cnnzoo.tracking.UNTRACKED_ENV (no Keras import here)
 # What `cnnzoo run` reproduces without targets: the report and every stage it needs, which is
 # all of dvc.yaml but the slow, cached `sizes` stage (`make sizes`; a plain `dvc repro` runs it).
 DEFAULT_TARGETS = ("report",)
@@ -127,8 +128,8 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = Tr
     root = Path(root).resolve()
     bin_dir = str(Path(sys.executable).parent)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-run-") as tmp:
-        failure = Path(tmp) / "failure.json"
-        env = {**os.environ, FAILURE_ENV: str(failure),
+        failure, untracked = Path(tmp) / "failure.json", Path(tmp) / "untracked.txt"
+        env = {**os.environ, FAILURE_ENV: str(failure), UNTRACKED_ENV: str(untracked),
                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
         wall, start = time.time(), time.monotonic()
         with warm.launcher(tmp) as warm_env:
@@ -140,6 +141,19 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = Tr
             except KeyboardInterrupt:  # Ctrl-C reached DVC too: let it stop its stage cleanly
                 returncode = proc.wait()
         seconds = time.monotonic() - start
+        missing = _untracked_line(untracked)
         if returncode == 0:
-            return Outcome(0, seconds, _summary_ok(root, seconds, wall) if summary else "")
-        return Outcome(returncode, seconds, _summary_failed(failure, returncode, seconds))
+            text = _summary_ok(root, seconds, wall) if summary else ""
+            return Outcome(0, seconds, "\n".join(filter(None, [missing, text])))
+        return Outcome(returncode, seconds,
+                       "\n".join(filter(None, [missing, _summary_failed(failure, returncode,
+                                                                         seconds)])))
+
+
+def _untracked_line(path: Path) -> str:
+    """Which runs MLflow did not record (server down or failing), named by the stages."""
+    names = list(dict.fromkeys(path.read_text().split())) if path.is_file() else []
+    if not names:
+        return ""
+    return (f"MLflow did not record {len(names)} run(s): {', '.join(names)} (their DVC outputs "
+            "are complete; the warnings above say why)")

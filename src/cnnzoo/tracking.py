@@ -53,6 +53,46 @@ def git_commit() -> str:
         return "unknown"
 
 
+UNTRACKED_ENV = "CNNZOO_UNTRACKED_FILE"  # `cnnzoo run` lists these runs in its summary
+
+
+def not_tracked(run_name: str, why: str) -> None:
+    """Say that run `run_name` is (partly) missing from MLflow and why, and tell `cnnzoo run`."""
+    log.warning("MLflow run %s not tracked: %s (the stage's DVC outputs are written as usual)",
+                run_name, why)
+    if path := os.environ.get(UNTRACKED_ENV):
+        with contextlib.suppress(OSError), open(path, "a") as f:
+            f.write(run_name + "\n")
+
+
+def _server_problem(uri: str) -> str | None:
+    """Why the tracking server at an http(s) `uri` cannot take runs, or None when it answers.
+    Checked once per stage: MLflow's client would otherwise retry each call for minutes."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
+            return None if resp.status == 200 else f"/health answered HTTP {resp.status}"
+    except (urllib.error.URLError, OSError) as err:
+        return f"server {uri} unreachable ({getattr(err, 'reason', err)})"
+
+
+def is_chief() -> bool:
+    """Whether this process records the stage: yes, but in a multi-worker cluster (TF_CONFIG)
+    only its chief (task `chief`, or worker 0 when there is none), so that N workers training one
+    model make one MLflow run, not N."""
+    try:
+        cfg = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task = cfg.get("task") or {}
+    except (ValueError, AttributeError):
+        return True  # a malformed TF_CONFIG fails in TensorFlow, with its own message
+    kind = task.get("type", "worker")
+    if "chief" in (cfg.get("cluster") or {}):
+        return kind == "chief"
+    return kind == "worker" and int(task.get("index", 0)) == 0
+
+
 class Run:
     """A guarded handle on one MLflow run: every call degrades to a warning on failure."""
 
@@ -67,8 +107,8 @@ class Run:
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 — any tracking failure must stay non-fatal
-            log.warning("MLflow %s failed (%s: %s); tracking disabled for this stage",
-                        what, type(err).__name__, err)
+            not_tracked(self.name, f"{what} failed ({type(err).__name__}: {err}); tracking "
+                        "disabled for the rest of this stage")
             self.active = False
             return None
 
@@ -201,17 +241,29 @@ def stage_run(stage: str, arch: str | None, *, experiment: str, params: Mapping[
     and params, so the UI can both filter and compare by them."""
     root = Path(root) if root else Path.cwd()
     run_name = f"{stage}-{arch}" if arch else stage
+    if not is_chief():
+        log.info("%s: MLflow run left to the chief worker (TF_CONFIG)", run_name)
+        yield Run(active=False, name=run_name)
+        return
+    uri = tracking_uri(root)
+    if uri.startswith(("http://", "https://")):
+        # A server that dies mid-stage costs a few seconds per call, not MLflow's minutes.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        if problem := _server_problem(uri):
+            not_tracked(run_name, problem)
+            yield Run(active=False, name=run_name)
+            return
     try:
         import mlflow
 
-        mlflow.set_tracking_uri(tracking_uri(root))
+        mlflow.set_tracking_uri(uri)
         exp_id = _experiment_id(experiment, root)
         tags = {"stage": stage, "arch": arch or "all", "git_commit": git_commit(), **(tags or {})}
         ctx = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags)
         ctx.__enter__()
     except Exception as err:  # noqa: BLE001
-        log.warning("MLflow unavailable (%s: %s); continuing without tracking",
-                    type(err).__name__, err)
+        not_tracked(run_name, f"MLflow unavailable ({type(err).__name__}: {err})")
         yield Run(active=False, name=run_name)
         return
     run = Run(active=True, name=run_name, run_id=ctx.info.run_id)
