@@ -5,9 +5,11 @@ Uses the Debian package's files (installed by .ci/run) or $CNNZOO_DATA_MIRROR; n
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from cnnzoo import ui_browser
 from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
 from cnnzoo.export import VARIANTS
 from cnnzoo.stages.visualize import FIGURES
-from tests.conftest import copy_project
+from tests.conftest import ROOT, copy_project
 
 
 def data_source() -> str | None:
@@ -301,3 +303,89 @@ def test_same_params_and_seed_give_byte_identical_metrics(project, tmp_path):
             (root / "metrics/pretrain/lenet5.json").read_bytes()
         assert (tmp_path / f"{again}.csv").read_bytes() == \
             (root / "plots/pretrain/lenet5.csv").read_bytes()
+
+
+def test_a_stage_killed_mid_epoch_resumes_to_the_same_metrics(project, tmp_path):
+    """SIGKILL `dvc repro` inside pretrain@lenet5's training, on params DVC has not seen (a
+    backup taken at every epoch end): the stage leaves no output DVC takes as complete, and the
+    next plain `dvc repro` resumes from the backup to the very bytes of the metrics and history
+    of an uninterrupted run with the same params and seed."""
+    root, env = project
+    metrics, history = root / "metrics/pretrain/lenet5.json", root / "plots/pretrain/lenet5.csv"
+    if not metrics.is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'resume.db'}",
+           "CNNZOO_BACKUP_EVERY_S": "0"}
+    original = (root / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["pretrain"]["per_arch"]["lenet5"]["learning_rate"] = 0.002  # new to DVC's caches
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item",
+                                 "pretrain@lenet5"], cwd=root, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not (backups := list(root.glob(".cache/backup/pretrain-lenet5-*/state/"
+                                             "training_metadata.json"))):
+            assert proc.poll() is None and time.monotonic() < deadline, "no backup was taken"
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage: a power cut, not a clean stop
+        proc.wait()
+        done = json.loads(backups[0].read_text())["epoch"]
+        logged = len((backups[0].parent.parent / "history.csv").read_text().splitlines()) - 1
+        assert 1 <= done <= logged < 3  # killed after a backup, before the last epoch ended
+        assert not metrics.exists()
+        status = subprocess.run([sys.executable, "-m", "dvc", "status", "pretrain@lenet5"],
+                                cwd=root, env=env, capture_output=True, text=True,
+                                timeout=300).stdout
+        assert "deleted:" in status and "metrics/pretrain/lenet5.json" in status
+
+        out = repro(root, env, "--single-item", "pretrain@lenet5")
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"resuming lenet5 after epoch {done} of 3" in out.stderr
+        assert not list(root.glob(".cache/backup/pretrain-lenet5-*"))  # removed once complete
+        resumed = metrics.read_bytes(), history.read_bytes()
+
+        # The uninterrupted run: the same stage again from scratch (DVC would restore it now).
+        out = repro(root, env, "--single-item", "--force", "pretrain@lenet5")
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "resuming" not in out.stderr
+        assert resumed == (metrics.read_bytes(), history.read_bytes())
+    finally:  # back to the end-to-end run's params and outputs (from DVC's cache)
+        (root / "params.yaml").write_text(original)
+        assert repro(root, env, "--single-item", "pretrain@lenet5").returncode == 0
+
+
+def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(project, tmp_path):
+    """`dvc push` to a local-directory remote (the README's set-up, with a folder for the S3/SSH
+    URL), `git clone`, `dvc pull`: every stage of `make run` is up to date in the clone, so its
+    `dvc repro` runs none, and the pulled metrics are the trained ones."""
+    root, env = project
+    if not (root / "metrics/lenet5.json").is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+
+    def run(cwd, *cmd):
+        out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, (cmd, out.stdout[-2000:], out.stderr[-2000:])
+        return out.stdout + out.stderr
+
+    dvc = (sys.executable, "-m", "dvc")
+    run(root, *dvc, "remote", "add", "-d", "storage", str(tmp_path / "remote"))
+    assert "pushed" in run(root, *dvc, "push", "--with-deps", "report")
+    with open(root / ".gitignore", "a") as f:  # the project's own: no store, caches or plots
+        f.write("\n" + (ROOT / ".gitignore").read_text() + "\n/dvc_plots/\n/bad.yaml\n")
+    git = ("git", "-c", "user.name=cnnzoo", "-c", "user.email=cnnzoo@localhost")
+    run(root, *git, "add", "-A")
+    run(root, *git, "commit", "-q", "-m", "pipeline")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    assert not (clone / "metrics").exists() and not (clone / "mlflow.db").exists()
+
+    run(clone, *dvc, "pull", "--with-deps", "report")
+    assert "Data and pipelines are up to date" in run(clone, *dvc, "status", "--with-deps",
+                                                     "report")
+    repro = run(clone, *dvc, "repro", "report")
+    assert "Running stage" not in repro and "didn't change, skipping" in repro
+    for rel in ("metrics/lenet5.json", "metrics/export/mobilenet_v2.json",
+                "exports/lenet5/lenet5_int8.tflite", "models/finetune/lenet5.keras"):
+        assert (clone / rel).read_bytes() == (root / rel).read_bytes(), rel
