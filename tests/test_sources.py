@@ -149,7 +149,7 @@ def test_cifar10_source_end_to_end_from_a_mirror(tmp_path, monkeypatch):
     np.testing.assert_array_equal(raw.y_train, labels)
 
 
-def test_prepare_folder_writes_skipped_report_and_class_names(tmp_path):
+def test_prepare_folder_writes_skipped_report_and_class_names(tmp_path, monkeypatch):
     from cnnzoo.config import DataConfig
     from cnnzoo.data.prepare import prepare
 
@@ -159,7 +159,8 @@ def test_prepare_folder_writes_skipped_report_and_class_names(tmp_path):
         for i in range(6):
             _image(root / cls / f"{i}.png", (40 * c, 10 * i, 0))
     (root / "bee" / "README.md").write_text("hi")
-    cfg = DataConfig(source="folder", path=str(root), image_size=16, channels=1,
+    monkeypatch.chdir(tmp_path)  # the project: params paths stay inside it
+    cfg = DataConfig(source="folder", path="imgs", image_size=16, channels=1,
                      labels_per_class=2, b_pool_per_class=2, val_per_class=1, test_fraction=0.2)
     meta = prepare(cfg, seed=0, out_dir=tmp_path / "prepared", cache_dir=tmp_path / "cache")
     assert meta["task_a"]["names"] == ["ant", "cow"] and meta["task_b"]["names"] == ["bee", "doe"]
