@@ -62,9 +62,12 @@ tracking-server: setup
 	@bash scripts/install-postgres.sh
 	$(BIN)/python -m cnnzoo.tracking_server --host $(HOST) --port $(PORT)
 
+# Input pipeline vs training step, then every architecture's training rate next to plain Keras'
+# model.fit and the machine's matmul rate (bench/results.md; QUICK=1: about 2 minutes).
 bench: setup
 	$(BIN)/dvc repro augment
 	$(BIN)/cnnzoo bench data
+	$(BIN)/cnnzoo bench train $(if $(QUICK),--quick)
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests

@@ -389,3 +389,32 @@ def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(pr
     for rel in ("metrics/lenet5.json", "metrics/export/mobilenet_v2.json",
                 "exports/lenet5/lenet5_int8.tflite", "models/finetune/lenet5.keras"):
         assert (clone / rel).read_bytes() == (root / rel).read_bytes(), rel
+
+
+def test_bench_train_puts_each_architecture_next_to_plain_keras(project, tmp_path):
+    """`cnnzoo bench train --quick` on the end-to-end run's data: one row per architecture with
+    the project's and plain Keras' training rates, their ratio, the FLOP/s fraction of the
+    matmul rate measured in the same run, and the export stage's LiteRT latencies."""
+    root, env = project
+    if not (root / "metrics/export/lenet5.json").is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+    out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "bench", "train", "--quick",
+                          "--archs", "lenet5", "--out", str(tmp_path / "bench")], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "bench/results.json").read_text())
+    (row,) = result["archs"]
+    assert row["arch"] == "lenet5" and row["batch_size"] == 16 and row["macs"] > 0
+    for key in ("project_images_per_s", "keras_images_per_s", "inference_images_per_s"):
+        s = row[key]
+        assert s["n"] == 3 and 0 < s["min"] <= s["median"] <= s["max"], key
+    assert row["ratio_to_keras"] == pytest.approx(row["project_images_per_s"]["median"]
+                                                  / row["keras_images_per_s"]["median"])
+    assert row["train_flops_fraction_of_matmul"] == pytest.approx(
+        6 * row["macs"] * row["project_images_per_s"]["median"]
+        / result["matmul_flops"]["median"])
+    export = json.loads((root / "metrics/export/lenet5.json").read_text())
+    assert row["litert_batch1_ms"]["int8"] == export["int8"]["latency"]["1t_median_ms"]
+    assert row["peak_rss_mib"] > 100  # TensorFlow alone takes more
+    md = (tmp_path / "bench/results.md").read_text()
+    assert md.splitlines()[-1].startswith("| lenet5 | 16 | ") and md.strip() in out.stdout

@@ -50,6 +50,15 @@ def _bench(args: argparse.Namespace) -> int:
     from cnnzoo import config
     from cnnzoo.bench import bench_data
 
+    if args.what == "train":
+        from cnnzoo import perf
+
+        result = perf.run(args.params, args.prepared, args.augmented, Path(args.out),
+                          archs=args.archs, quick=args.quick)
+        print(perf.table(result))
+        print(f"\n(written to {Path(args.out) / 'results.json'} and results.md)")
+        return 0
+
     r = bench_data(config.load(args.params), args.prepared, args.augmented, args.batches)
     print(f"input pipeline : {r['pipeline_images_per_s']:>10,.0f} images/s "
           f"(augmented shards + mixing, batch {r['batch_size']})")
@@ -165,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="validate a params file")
     c.add_argument("params", nargs="?", default="params.yaml")
     c.set_defaults(func=_check)
-    b = sub.add_parser("bench", help="benchmarks (data: input pipeline vs training step)")
-    b.add_argument("what", choices=["data"])
+    b = sub.add_parser("bench", help="benchmarks (data: input pipeline vs training step; "
+                       "train: every architecture vs plain Keras and the matmul rate)")
+    b.add_argument("what", choices=["data", "train"])
+    b.add_argument("--quick", action="store_true", help="train: fewer steps (about 2 minutes)")
+    b.add_argument("--archs", nargs="+", help="train: these architectures (default: base.archs)")
+    b.add_argument("--out", default="bench", help="train: folder for results.json / .md")
     b.add_argument("--params", default="params.yaml")
     b.add_argument("--prepared", default="data/prepared")
     b.add_argument("--augmented", default="data/augment")
