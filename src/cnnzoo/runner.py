@@ -24,7 +24,7 @@ from cnnzoo import warm
 from cnnzoo.files import read_csv, read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
-UNTRACKED_ENV = "CNNZOO_UNTRACKED_FILE"  # = cnnzoo.tracking.UNTRACKED_ENV (no Keras import here)
+UNTRACKED_ENV = "CNNZOO_UNTRACKED_FILE"  # cnnzoo.tracking lists runs MLflow did not record
 # What `cnnzoo run` reproduces without targets: the report and every stage it needs, which is
 # all of dvc.yaml but the slow, cached `sizes` stage (`make sizes`; a plain `dvc repro` runs it).
 DEFAULT_TARGETS = ("report",)

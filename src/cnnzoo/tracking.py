@@ -22,6 +22,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from cnnzoo.runner import UNTRACKED_ENV  # `cnnzoo run` lists these runs in its summary
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -51,9 +53,6 @@ def git_commit() -> str:
                               check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-UNTRACKED_ENV = "CNNZOO_UNTRACKED_FILE"  # `cnnzoo run` lists these runs in its summary
 
 
 def not_tracked(run_name: str, why: str) -> None:
