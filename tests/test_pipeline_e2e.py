@@ -100,6 +100,12 @@ def test_dvc_repro_end_to_end(project):
     missing = [p for p in expected if not (root / p).is_file()
                or ((root / p).stat().st_size == 0 and not p.endswith("skipped.txt"))]
     assert not missing
+    # The run's timeline, for `cnnzoo bench`: every stage that ran, with its three clock readings.
+    timeline = json.loads((root / ".cache/last-run.json").read_text())
+    stages = {s["stage"]: s for s in timeline["stages"]}
+    assert timeline["returncode"] == 0 and len(stages) >= 20 and "pretrain@lenet5" in stages
+    assert all(timeline["started"] <= s["entered"] <= s["began"] <= s["ended"]
+               for s in stages.values())
 
     meta = json.loads((root / "data/prepared/meta.json").read_text())
     assert meta["counts"]["b_train"] == 5 * 20 and meta["image_shape"] == [32, 32, 1]
@@ -408,13 +414,19 @@ def test_bench_train_puts_each_architecture_next_to_plain_keras(project, tmp_pat
     for key in ("project_images_per_s", "keras_images_per_s", "inference_images_per_s"):
         s = row[key]
         assert s["n"] == 3 and 0 < s["min"] <= s["median"] <= s["max"], key
-    assert row["ratio_to_keras"] == pytest.approx(row["project_images_per_s"]["median"]
-                                                  / row["keras_images_per_s"]["median"])
+    assert row["ratio_to_keras"] == row["pair_ratios"]["median"] > 0
+    assert row["pair_ratios"]["n"] == 3 and row["stock_layers_in_reference"] == 0  # no BN
+    assert row["steps_per_epoch"] % row["steps_per_execution"] == 0
     assert row["train_flops_fraction_of_matmul"] == pytest.approx(
         6 * row["macs"] * row["project_images_per_s"]["median"]
         / result["matmul_flops"]["median"])
     export = json.loads((root / "metrics/export/lenet5.json").read_text())
     assert row["litert_batch1_ms"]["int8"] == export["int8"]["latency"]["1t_median_ms"]
     assert row["peak_rss_mib"] > 100  # TensorFlow alone takes more
+    # The end-to-end test's `cnnzoo run`, split by stage (its timeline in .cache/last-run.json).
+    run = result["make_run"]
+    assert run["stages"] >= 20 and run["groups"]["pretrain"]["stages"] == 2
+    assert 0 < run["work_s"] + run["fixed_s"] <= run["wall_s"]
     md = (tmp_path / "bench/results.md").read_text()
-    assert md.splitlines()[-1].startswith("| lenet5 | 16 | ") and md.strip() in out.stdout
+    assert any(line.startswith("| lenet5 | 16 | ") for line in md.splitlines())
+    assert "| pretrain | 2 | " in md and md.strip() in out.stdout

@@ -82,7 +82,8 @@ def test_head_on_precomputed_features_matches_the_streaming_path(tmp_path):
 def test_schedule_warms_up_then_decays_and_min_steps_adds_epochs():
     cfg = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, warmup=0.1, min_steps=100)
     assert plan_epochs(cfg, 100) == (25, 4)  # 4 steps per epoch -> 25 epochs for 100 steps
-    assert plan_epochs(cfg, 10_000) == (2, 313)
+    # From 200 steps on, epochs hold whole calls of 8 steps: 313 -> 312 (epoch_steps).
+    assert plan_epochs(cfg, 10_000) == (2, 312) and plan_epochs(cfg, 6_300) == (2, 197)
     lr = learning_rate(cfg, 100)
     assert float(lr(0)) == 0.0 and float(lr(10)) == pytest.approx(0.01)
     assert float(lr(55)) == pytest.approx(0.005, rel=1e-3) and float(lr(100)) < 1e-6
@@ -157,7 +158,9 @@ class _Kill(keras.callbacks.Callback):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == self.kill_at and batch == 1:
+        # `batch` is the last step of a call of steps_per_execution steps (all 6 of the toy
+        # epoch in one call): killed after it, before the epoch's end and its backup.
+        if self.epoch == self.kill_at and batch >= 1:
             raise KeyboardInterrupt
 
 
@@ -197,3 +200,10 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_pat
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "killed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert not (tmp_path / "killed").exists()
+
+
+def test_training_runs_whole_executions_of_the_epoch():
+    """steps_per_execution divides the epoch (Keras would run a whole last call past its end)."""
+    from cnnzoo.train import execution_steps
+
+    assert [execution_steps(n) for n in (1, 7, 48, 50, 312, 313, 424)] == [1, 7, 16, 10, 13, 1, 8]

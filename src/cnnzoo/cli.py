@@ -143,7 +143,7 @@ def _tconv(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
     from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
 
-    outcome = run_pipeline((args.targets or list(DEFAULT_TARGETS)) + dvc_args)
+    outcome = run_pipeline((args.targets or list(DEFAULT_TARGETS)) + dvc_args, timeline=True)
     sys.stdout.flush()
     print(outcome.summary, file=sys.stdout if outcome.returncode == 0 else sys.stderr)
     return outcome.returncode

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from cnnzoo.files import write_json, write_text
+from cnnzoo.runner import LAST_RUN
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,21 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def measure_arch(arch: str, params, prepared: str, augmented: str, steps: int,
-                 repeats: int) -> dict:
+def _interleave(run):
+    """A callback that runs `run()` (one plain-Keras epoch) after each of the project's epochs.
+    This host's speed switches between two levels ~1.5x apart every few seconds, so the two
+    sides are measured in alternation and compared pair by pair."""
+    import keras
+
+    class Interleave(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            run()
+
+    return Interleave()
+
+
+def measure_arch(arch: str, params, prepared: str, augmented: str, steps: int, repeats: int,
+                 epoch_flop: float) -> dict:
     """The figures of one architecture (see the module docstring), in this process."""
     import keras
     import numpy as np
@@ -94,6 +108,7 @@ def measure_arch(arch: str, params, prepared: str, augmented: str, steps: int,
     from cnnzoo.cost import total_macs
     from cnnzoo.data.datasets import load_meta, load_split, make_dataset
     from cnnzoo.models import create_model
+    from cnnzoo.models.kernels import use_stock_kernels
     from cnnzoo.stages.common import training_data
 
     meta = load_meta(prepared)
@@ -101,23 +116,34 @@ def measure_arch(arch: str, params, prepared: str, augmented: str, steps: int,
     cfg = params.pretrain.for_arch(arch)
     batch = cfg.batch_size
     x, y = load_split(prepared, "a_train")
-    x, y = x[: steps * batch], y[: steps * batch]
 
     def build():
         return create_model(arch, input_shape=shape, num_classes=k, **params.model_kwargs(arch))
 
-    epochs = 1 + repeats
-    # The 40-line script first (same model and batch, NumPy arrays, Keras' own fit): train.fit
-    # then switches on process-wide op determinism, which the script would not have.
+    # Epochs as long as the pretrain stage's, up to ~`epoch_flop` of training work: each plain
+    # epoch is a fit call of its own, and a call's set-up (~15 ms) would weigh on short epochs
+    # of the light models far more than on the stage's. The steps per execution are the stage's.
+    stage_steps = train.plan_epochs(cfg, cfg.images or len(x))[1]
+    spe = train.execution_steps(stage_steps)
+    macs = total_macs(build())
+    steps = min(stage_steps, max(steps, round(epoch_flop / (6 * macs * batch))))
+    steps = spe * max(1, round(steps / spe))
+    x, y = x[: steps * batch], y[: steps * batch]
+
+    # The 40-line script: the same network in stock Keras layers, Keras' own fit on NumPy
+    # arrays, the same batch size.
     plain = build()
+    stock = use_stock_kernels(plain)
     plain.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     xs = x.astype(np.float32) / 255.0
     ys = keras.utils.to_categorical(y, k)
     theirs = _epoch_timer()
-    plain.fit(xs, ys, batch_size=batch, epochs=epochs, shuffle=True, verbose=0,
-              callbacks=[theirs])
+
+    def plain_epoch():
+        plain.fit(xs, ys, batch_size=batch, epochs=1, shuffle=True, verbose=0,
+                  callbacks=[theirs])
 
     ours = _epoch_timer()
     ds, _ = training_data(x, y, task="a", num_classes=k, cfg=cfg, augmented=augmented,
@@ -125,26 +151,31 @@ def measure_arch(arch: str, params, prepared: str, augmented: str, steps: int,
     with tempfile.TemporaryDirectory(prefix="cnnzoo-bench-") as tmp:
         model = train.fit(build, ds, make_dataset(x[:batch], y[:batch], batch_size=batch,
                                                   num_classes=k),
-                          cfg.model_copy(update={"epochs": epochs}), params.base,
+                          cfg.model_copy(update={"epochs": 1 + repeats}), params.base,
                           history_csv=Path(tmp) / "h.csv", backup_dir=Path(tmp) / "b",
-                          steps_per_epoch=steps, callbacks=[ours])
-    macs = total_macs(model)
+                          steps_per_epoch=steps, steps_per_execution=spe,
+                          callbacks=[ours, _interleave(plain_epoch)])
 
     infer_batch = 256
     xi = np.resize(xs, (infer_batch * 2, *shape))
-    plain.predict(xi, batch_size=infer_batch, verbose=0)  # warm-up: traces predict
+    model.predict(xi, batch_size=infer_batch, verbose=0)  # warm-up: traces predict
     infer = []
     for _ in range(repeats):
         start = time.perf_counter()
-        plain.predict(xi, batch_size=infer_batch, verbose=0)
+        model.predict(xi, batch_size=infer_batch, verbose=0)
         infer.append(len(xi) / (time.perf_counter() - start))
 
-    def rates(timer):
-        return spread([steps * batch / s for s in timer.seconds[1:]])  # epoch 1 traces
+    def rates(timer, images):
+        return spread([images / s for s in timer.seconds[1:]])  # epoch 1 traces
 
-    return {"arch": arch, "batch_size": batch, "steps_per_epoch": steps, "macs": macs,
-            "project_images_per_s": rates(ours), "keras_images_per_s": rates(theirs),
-            "inference_images_per_s": spread(infer),
+    # Per pair of neighbouring epochs: (plain seconds per image) / (project seconds per image).
+    pairs = [(t / len(x)) / (o / (steps * batch))
+             for o, t in zip(ours.seconds[1:], theirs.seconds[1:], strict=True)]
+    return {"arch": arch, "batch_size": batch, "steps_per_epoch": steps,
+            "steps_per_execution": spe, "stock_layers_in_reference": stock, "macs": macs,
+            "project_images_per_s": rates(ours, steps * batch),
+            "keras_images_per_s": rates(theirs, len(x)),
+            "pair_ratios": spread(pairs), "inference_images_per_s": spread(infer),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -158,15 +189,16 @@ def _export_latency(metrics_dir: Path, arch: str) -> dict:
 
 
 def run(params_path: str, prepared: str, augmented: str, out: Path, *, archs: list[str] | None,
-        quick: bool, metrics_dir: Path = Path("metrics")) -> dict:
+        quick: bool, metrics_dir: Path = Path("metrics"), last_run: Path = LAST_RUN) -> dict:
     """Every architecture in its own process, then the table; writes out/results.json and
     out/results.md."""
-    from cnnzoo import config
+    from cnnzoo import config, timeline
 
     params = config.load(params_path)
     archs = archs or params.base.archs
-    # Timed epochs of ~2-4 s for the slower families: shorter ones were +-30% from run to run.
-    steps, repeats = (8, 3) if quick else (48, 5)
+    # Timed epochs of >= 48 steps and ~2 s (at 80 GFLOP/s): shorter ones were +-30% from run to
+    # run. Quick: 8 steps, ~0.5 s.
+    steps, repeats, epoch_flop = (8, 3, 40e9) if quick else (48, 5, 160e9)
     peak = matmul_rate(1024 if quick else 2048)
     log.info("float32 matmul: %.1f GFLOP/s (median)", peak["median"] / 1e9)
     rows = []
@@ -175,16 +207,17 @@ def run(params_path: str, prepared: str, augmented: str, out: Path, *, archs: li
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             subprocess.run([sys.executable, "-m", "cnnzoo.perf", "--one", arch, "--params",
                             params_path, "--prepared", prepared, "--augmented", augmented,
-                            "--steps", str(steps), "--repeats", str(repeats), "--json", f.name],
+                            "--steps", str(steps), "--repeats", str(repeats), "--epoch-flop",
+                            str(epoch_flop), "--json", f.name],
                            check=True, env={**os.environ, "CNNZOO_LOG_LEVEL": "WARNING"})
             row = json.loads(Path(f.name).read_text())
-        row["ratio_to_keras"] = (row["project_images_per_s"]["median"]
-                                 / row["keras_images_per_s"]["median"])
+        row["ratio_to_keras"] = row["pair_ratios"]["median"]
         flops = 3 * row["macs"] * 2 * row["project_images_per_s"]["median"]
         row["train_flops_fraction_of_matmul"] = flops / peak["median"]
         row["litert_batch1_ms"] = _export_latency(metrics_dir, arch)
         rows.append(row)
-    result = {"matmul_flops": peak, "quick": quick, "repeats": repeats, "archs": rows}
+    result = {"matmul_flops": peak, "quick": quick, "repeats": repeats, "archs": rows,
+              "make_run": timeline.split(last_run)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", result)
     write_text(out / "results.md", table(result) + "\n")
@@ -211,7 +244,9 @@ def table(result: dict) -> str:
                      f"{_r(r['keras_images_per_s'])} | {r['ratio_to_keras']:.2f} | "
                      f"{r['train_flops_fraction_of_matmul']:.0%} | "
                      f"{_r(r['inference_images_per_s'])} | {lat_s} | {r['peak_rss_mib']:,.0f} |")
-    return "\n".join(lines)
+    from cnnzoo import timeline
+
+    return "\n".join([*lines, "", timeline.table(result.get("make_run"))])
 
 
 def _main() -> int:
@@ -225,11 +260,12 @@ def _main() -> int:
     p.add_argument("--augmented", default="data/augment")
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--epoch-flop", type=float, default=40e9)
     p.add_argument("--json", required=True)
     a = p.parse_args()
     params = config.load(a.params)
     write_json(a.json, measure_arch(a.one, params, a.prepared, a.augmented, a.steps,
-                                    a.repeats))
+                                    a.repeats, a.epoch_flop))
     return 0
 
 

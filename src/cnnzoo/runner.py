@@ -10,6 +10,7 @@ when it fails; a file left without a cause means the process died without a Pyth
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from cnnzoo.files import read_csv, read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
 UNTRACKED_ENV = "CNNZOO_UNTRACKED_FILE"  # cnnzoo.tracking lists runs MLflow did not record
+TIMES_ENV = "CNNZOO_TIMES_FILE"  # each stage appends when it entered, began its work, ended
+# The last `cnnzoo run`'s timeline (`cnnzoo bench` splits its wall time by stage).
+LAST_RUN = Path(".cache") / "last-run.json"
 # What `cnnzoo run` reproduces without targets: the report and every stage it needs, which is
 # all of dvc.yaml but the slow, cached `sizes` stage (`make sizes`; a plain `dvc repro` runs it).
 DEFAULT_TARGETS = ("report",)
@@ -33,6 +37,15 @@ DEFAULT_TARGETS = ("report",)
 def stage_started(stage: str) -> None:
     if path := os.environ.get(FAILURE_ENV):
         write_json(path, {"stage": stage})
+
+
+def stage_times(stage: str, entered: float, began: float, ended: float) -> None:
+    """Append one stage's wall-clock times (time.time()): its entry into `run_stage` (after the
+    process start and imports), the start and the end of its own work."""
+    if path := os.environ.get(TIMES_ENV):
+        line = json.dumps({"stage": stage, "entered": entered, "began": began, "ended": ended})
+        with open(path, "a") as f:  # one short line per write: appends do not interleave
+            f.write(line + "\n")
 
 
 def stage_succeeded() -> None:
@@ -121,16 +134,19 @@ def _summary_failed(failure: Path, returncode: int, seconds: float) -> str:
     return f"cnnzoo: pipeline FAILED at stage '{info['stage']}' after {took}: {cause}"
 
 
-def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = True) -> Outcome:
+def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = True,
+                 timeline: bool = False) -> Outcome:
     """Run `dvc repro *dvc_args` in `root` with this interpreter's environment on PATH (so the
     stages' `python` is the one cnnzoo is installed in, activated venv or not), its stages forked
-    from a warm launcher that has already imported TensorFlow (cnnzoo/warm.py)."""
+    from a warm launcher that has already imported TensorFlow (cnnzoo/warm.py). `timeline`
+    saves the run's stage times as `LAST_RUN` (`cnnzoo run` does; `make sizes` does not)."""
     root = Path(root).resolve()
     bin_dir = str(Path(sys.executable).parent)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-run-") as tmp:
         failure, untracked = Path(tmp) / "failure.json", Path(tmp) / "untracked.txt"
+        times = Path(tmp) / "times.jsonl"
         env = {**os.environ, FAILURE_ENV: str(failure), UNTRACKED_ENV: str(untracked),
-               "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+               TIMES_ENV: str(times), "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
         wall, start = time.time(), time.monotonic()
         with warm.launcher(tmp) as warm_env:
             env.update(warm_env)
@@ -141,6 +157,8 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = Tr
             except KeyboardInterrupt:  # Ctrl-C reached DVC too: let it stop its stage cleanly
                 returncode = proc.wait()
         seconds = time.monotonic() - start
+        if timeline:
+            _save_timeline(root / LAST_RUN, times, dvc_args, wall, seconds, returncode)
         missing = _untracked_line(untracked)
         if returncode == 0:
             text = _summary_ok(root, seconds, wall) if summary else ""
@@ -148,6 +166,17 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = Tr
         return Outcome(returncode, seconds,
                        "\n".join(filter(None, [missing, _summary_failed(failure, returncode,
                                                                          seconds)])))
+
+
+def _save_timeline(path: Path, times: Path, dvc_args: list[str], started: float,
+                   seconds: float, returncode: int) -> None:
+    stages = [json.loads(line) for line in times.read_text().splitlines()] if times.is_file() \
+        else []
+    if not stages:  # nothing reran: the last measured run stays
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"dvc_args": dvc_args, "started": started, "wall_s": seconds,
+                      "returncode": returncode, "stages": stages})
 
 
 def _untracked_line(path: Path) -> str:

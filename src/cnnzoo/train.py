@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from cnnzoo import distribute
 from cnnzoo.config import BaseConfig, TrainConfig
+from cnnzoo.data.datasets import epoch_steps
 from cnnzoo.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,15 @@ def _build_state(model: keras.Model, objective: Objective) -> None:
 def plan_epochs(cfg: TrainConfig, n_images: int) -> tuple[int, int]:
     """(epochs, steps per epoch) for `n_images`: `cfg.epochs`, raised to reach `cfg.min_steps`
     optimizer steps, so that 5 labels per class still get a few hundred updates."""
-    steps = math.ceil(n_images / cfg.batch_size)
+    steps = epoch_steps(n_images, cfg.batch_size)
     return max(cfg.epochs, math.ceil(cfg.min_steps / steps)), steps
+
+
+def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
+    """Training steps per call of the compiled train function (Keras' steps_per_execution): the
+    largest divisor of the epoch's steps up to `most`, as Keras would otherwise run a whole last
+    call past the epoch's end. Fewer Python round trips per step: +10-25% for LeNet-5 here."""
+    return max(d for d in range(1, most + 1) if steps_per_epoch % d == 0)
 
 
 def learning_rate(cfg: TrainConfig, total_steps: int):
@@ -219,7 +227,7 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
         cfg: TrainConfig, base: BaseConfig, *, history_csv: str | Path, backup_dir: str | Path,
         steps_per_epoch: int, calibration_ds: tf.data.Dataset | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = (),
-        objective: Objective = CLASSIFY) -> keras.Model:
+        objective: Objective = CLASSIFY, steps_per_execution: int | None = None) -> keras.Model:
     """Build (inside the strategy scope), compile and train a model for `objective` (default: a
     classifier that outputs logits, on one-hot labels), for `cfg.epochs` epochs of
     `steps_per_epoch` steps (`train_ds` may be endless) under the warm-up + cosine schedule of
@@ -228,9 +236,17 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     A killed run resumes from `backup_dir` (BackupAndRestore) on the next call; the per-epoch
     history lands atomically in `history_csv` when training completes. BatchNorm statistics are
     then recalibrated on `calibration_ds` (clean training batches) when given.
+    `steps_per_execution` (a divisor of `steps_per_epoch`) defaults to `execution_steps`'.
     """
     strategy = setup_runtime(base)
     implicit = strategy is tf.distribute.get_strategy()  # TF's default: no scope entered yet
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    # Keras 3.15's multi-step loop fails under the mirrored strategies, one worker or several
+    # ("You must feed a value for placeholder tensor ... while/cond/Placeholder"): one step per
+    # call there.
+    mirrored = isinstance(strategy, (tf.distribute.MirroredStrategy,
+                                     tf.distribute.MultiWorkerMirroredStrategy))
+    spe = 1 if mirrored else steps_per_execution or execution_steps(steps_per_epoch)
     with strategy.scope():
         model = build()
         model.compile(
@@ -238,8 +254,8 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
             loss=objective.loss(cfg),
             metrics=objective.metrics(model),
             jit_compile=distribute.jit_compile(base),
+            steps_per_execution=spe,
         )
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         if implicit or multi_worker:  # others get the same from Keras' own symbolic build
             _build_state(model, objective)
     if multi_worker:

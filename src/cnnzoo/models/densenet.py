@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.layers import FEATURES, check_min_size, finish
 from cnnzoo.models.registry import register_model
 
@@ -19,7 +20,7 @@ _BN = dict(epsilon=1.001e-5)
 
 
 def _bn_relu_conv(x, filters, kernel, name):
-    x = layers.BatchNormalization(**_BN, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(**_BN, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     return layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
 
@@ -50,14 +51,14 @@ def build_densenet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
         x = layers.Conv2D(init, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
     else:
         x = layers.Conv2D(init, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
-        x = layers.BatchNormalization(**_BN, name="stem_bn")(x)
+        x = FusedBatchNormalization(**_BN, name="stem_bn")(x)
         x = layers.ReLU(name="stem_relu")(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for b, n in enumerate(blocks, start=1):
         x = dense_block(x, n, growth_rate, f"block{b}")
         if b < len(blocks):
             x = transition(x, compression, f"transition{b}")
-    x = layers.BatchNormalization(**_BN, name="final_bn")(x)
+    x = FusedBatchNormalization(**_BN, name="final_bn")(x)
     x = layers.ReLU(name="final_relu")(x)
     x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
     return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.layers import FEATURES, LocalResponseNormalization, check_min_size, finish, scale
 from cnnzoo.models.registry import register_model
 
@@ -41,7 +42,7 @@ def _conv(x, filters: int, kernel: int, name: str, strides: int = 1, bn: bool = 
                              activation="relu", name=name)(x)
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       name=name)(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

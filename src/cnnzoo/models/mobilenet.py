@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.layers import FEATURES, check_min_size, finish
 from cnnzoo.models.registry import register_model
 
@@ -48,7 +49,7 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, prefix: str, bn: dict,
              relu: bool = True):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                       name=f"{prefix}_conv")(x)
-    x = layers.BatchNormalization(**bn, name=f"{prefix}_bn")(x)
+    x = FusedBatchNormalization(**bn, name=f"{prefix}_bn")(x)
     return layers.ReLU(6.0, name=f"{prefix}_relu")(x) if relu else x
 
 
@@ -59,7 +60,7 @@ def _inverted_residual(x, expansion: int, filters: int, stride: int, prefix: str
         y = _conv_bn(y, expansion * in_channels, 1, 1, f"{prefix}_expand", bn)
     y = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                name=f"{prefix}_dw_conv")(y)
-    y = layers.BatchNormalization(**bn, name=f"{prefix}_dw_bn")(y)
+    y = FusedBatchNormalization(**bn, name=f"{prefix}_dw_bn")(y)
     y = layers.ReLU(6.0, name=f"{prefix}_dw_relu")(y)
     # Linear bottleneck: no activation after the projection (the paper's section 3.2).
     y = _conv_bn(y, filters, 1, 1, f"{prefix}_project", bn, relu=False)
@@ -103,7 +104,7 @@ def build_mobilenet_v1(*, name: str, input_shape: tuple[int, ...], num_classes: 
     for i, (filters, stride) in enumerate(V1_BLOCKS, start=1):
         x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                    name=f"block{i}_dw_conv")(x)
-        x = layers.BatchNormalization(**bn, name=f"block{i}_dw_bn")(x)
+        x = FusedBatchNormalization(**bn, name=f"block{i}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"block{i}_dw_relu")(x)
         x = _conv_bn(x, int(filters * alpha), 1, 1, f"block{i}_pw", bn)
     x = layers.GlobalAveragePooling2D(name=FEATURES)(x)

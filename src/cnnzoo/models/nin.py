@@ -16,6 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.layers import FEATURES, check_min_size, finish, scale
 from cnnzoo.models.registry import register_model
 
@@ -46,7 +47,7 @@ def build_nin(*, name: str, input_shape: tuple[int, ...], num_classes: int,
             x = layers.Conv2D(n, k, strides=s, padding=p, use_bias=not batch_norm,
                               name=conv_name)(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"{conv_name}_bn")(x)
+                x = FusedBatchNormalization(name=f"{conv_name}_bn")(x)
             x = layers.ReLU(name=f"{conv_name}_relu")(x)
         if pool:
             pool_layer = layers.MaxPooling2D if pool == "max" else layers.AveragePooling2D

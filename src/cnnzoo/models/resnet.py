@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization, GroupedConv2D
 from cnnzoo.models.layers import FEATURES, ZeroPadShortcut, check_min_size, finish, scale
 from cnnzoo.models.registry import register_model
 
@@ -24,9 +25,10 @@ _BN = dict(epsilon=1e-5, momentum=0.9)
 
 
 def _conv_bn(x, filters, kernel, stride, name, relu=True, groups=1):
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                      groups=groups, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(**_BN, name=f"{name}_bn")(x)
+    conv = GroupedConv2D if groups > 1 else layers.Conv2D
+    x = conv(filters, kernel, strides=stride, padding="same", use_bias=False, groups=groups,
+             name=f"{name}_conv")(x)
+    x = FusedBatchNormalization(**_BN, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

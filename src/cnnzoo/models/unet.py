@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.registry import register_model
 
 
@@ -28,7 +29,7 @@ def _double_conv(x, filters: int, prefix: str, padding: str, batch_norm: bool):
         x = layers.Conv2D(filters, 3, padding=padding, use_bias=not batch_norm,
                           name=f"{prefix}_conv{i}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+            x = FusedBatchNormalization(name=f"{prefix}_bn{i}")(x)
         x = layers.ReLU(name=f"{prefix}_relu{i}")(x)
     return x
 

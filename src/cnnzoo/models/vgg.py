@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.layers import FEATURES, check_min_size, finish, scale
 from cnnzoo.models.registry import register_model
 
@@ -31,7 +32,7 @@ def build_vgg(*, name: str, input_shape: tuple[int, ...], num_classes: int,
             prefix = f"block{s + 1}_conv{i + 1}"
             x = layers.Conv2D(scale(channels, width), 3, padding="same", name=prefix)(x)
             if batch_norm:
-                x = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_bn")(x)
+                x = FusedBatchNormalization(epsilon=1e-5, name=f"{prefix}_bn")(x)
             x = layers.ReLU(name=f"{prefix}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"block{s + 1}_pool")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ def run_stage(fn: Callable[..., object], **kwargs) -> None:
     The stage is named as DVC names it (`pretrain@lenet5`), here and to `cnnzoo run`, which
     repeats the failed stage and its cause as the last line of the pipeline's output.
     """
+    entered = time.time()
     logs.setup()
     params_path = kwargs.pop("params", config.DEFAULT_PARAMS)
     name = kwargs.get("stage", fn.__name__) + (f"@{kwargs['arch']}" if kwargs.get("arch") else "")
@@ -57,7 +59,9 @@ def run_stage(fn: Callable[..., object], **kwargs) -> None:
             from cnnzoo import distribute
 
             distribute.strategy(params.base)
+        began = time.time()
         fn(params, **kwargs)
+        runner.stage_times(name, entered, began, time.time())
     except EXPECTED_ERRORS as err:
         runner.stage_failed(name, err)
         log.error("%s failed: %s", name, err)
