@@ -68,6 +68,8 @@ CANONICAL = {  # trainable parameters at 224×224×3 (AlexNet 227), 1000 classes
     "nin": 7_595_176,
     # GoogLeNet: Table 1's layers with biases; per-block weights are checked below.
     "googlenet": 6_998_552,
+    # ZFNet: Zeiler & Fergus 2013 Fig. 3's layers, ungrouped, with biases.
+    "zfnet": 62_357_608,
 }
 CIFAR = {"resnet20": 269_722, "resnet56": 853_018, "densenet_bc_100": 769_162}  # 32×32×3, 10
 
@@ -121,3 +123,17 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="narrower than 1 channel"):
         create_model("resnext50_32x4d", input_shape=(32, 32, 1), num_classes=10, width=0.125)
     assert model_hparams("mobilenet_v2") == {"alpha", "small_input", "bn_momentum", "include_top"}
+
+
+def test_zfnet_has_figure_3s_maps():
+    """Fig. 3 of Zeiler & Fergus 2013 at 224×224×3: 110, 55, 26, 13, 13 and 6 (widths do not
+    change the maps, so a narrow build checks them)."""
+    model = create_model("zfnet", input_shape=(224, 224, 3), num_classes=1000, width=0.125)
+    maps = {n: model.get_layer(n).output.shape[1] for n in
+            ("conv1", "pool1", "conv2", "pool2", "conv3", "conv5", "pool5")}
+    assert maps == {"conv1": 110, "pool1": 55, "conv2": 26, "pool2": 13, "conv3": 13,
+                    "conv5": 13, "pool5": 6}
+    assert model.get_layer("conv1").kernel.shape[:2] == (7, 7)
+    assert model.get_layer("conv1").strides == (2, 2)
+    with pytest.raises(ValueError, match="zfnet: input_shape .* at least 53"):
+        create_model("zfnet", input_shape=(52, 52, 3), num_classes=10)

@@ -49,3 +49,45 @@ def build_alexnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
     x = layers.Dropout(dropout, name="fc7_dropout")(x)
     x = layers.Dense(units, activation="relu", name=FEATURES)(x)  # fc7
     return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
+
+
+@register_model("zfnet", family="alexnet")
+def build_zfnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
+                small_input: bool = False, width: float = 1.0, dropout: float = 0.5,
+                include_top: bool = True) -> keras.Model:
+    """ZFNet (Zeiler & Fergus 2013, "Visualizing and understanding convolutional networks",
+    Fig. 3): AlexNet with a 7×7/2 first convolution (not 11×11/4) and a 5×5/2 second one, 3×3/2
+    max pools, normalisation after the first two pools. At 224×224×3 the maps are 110, 55, 26,
+    13, 13, 13 and 6 (the figure's), from one pixel of zero padding before conv1 and "same"
+    pools 1 and 2. Parameters for 1000 classes: 62,357,608, counted from Fig. 3's layers,
+    ungrouped, with biases (the paper states no total); the flattened 6×6×256 = 9,216 features
+    feed the same 4096-4096 classifier as AlexNet, so the count is AlexNet's but for conv1/conv2.
+
+    `small_input=True`: a 5×5/1 conv1 and a stride-1 conv2, so 32 px images keep a 3×3 map.
+    """
+    check_min_size(input_shape, 9 if small_input else 53, name)
+    c1, c2, c3, c4, c5 = (scale(c, width) for c in CONVS)
+    units = scale(FC_UNITS, width)
+    inputs = keras.Input(shape=input_shape, name="input")
+    if small_input:
+        x = layers.Conv2D(c1, 5, padding="same", activation="relu", name="conv1")(inputs)
+    else:
+        x = layers.ZeroPadding2D(1, name="conv1_pad")(inputs)
+        x = layers.Conv2D(c1, 7, strides=2, activation="relu", name="conv1")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = LocalResponseNormalization(name="lrn1")(x)
+    x = layers.Conv2D(c2, 5, strides=1 if small_input else 2,
+                      padding="same" if small_input else "valid", activation="relu",
+                      name="conv2")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    x = LocalResponseNormalization(name="lrn2")(x)
+    x = layers.Conv2D(c3, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(c4, 3, padding="same", activation="relu", name="conv4")(x)
+    x = layers.Conv2D(c5, 3, padding="same", activation="relu", name="conv5")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="fc6_dropout")(x)
+    x = layers.Dense(units, activation="relu", name="fc6")(x)
+    x = layers.Dropout(dropout, name="fc7_dropout")(x)
+    x = layers.Dense(units, activation="relu", name=FEATURES)(x)  # fc7
+    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
