@@ -21,6 +21,20 @@ CONVS = (96, 256, 384, 384, 256)
 FC_UNITS = 4096
 
 
+def _convs3_to_fc7(x, c3: int, c4: int, c5: int, units: int, dropout: float):
+    """conv3-conv5 (3x3, "same"), the 3x3/2 pool and the two dropout + fully connected layers
+    that AlexNet and ZFNet share."""
+    x = layers.Conv2D(c3, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(c4, 3, padding="same", activation="relu", name="conv4")(x)
+    x = layers.Conv2D(c5, 3, padding="same", activation="relu", name="conv5")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="fc6_dropout")(x)
+    x = layers.Dense(units, activation="relu", name="fc6")(x)
+    x = layers.Dropout(dropout, name="fc7_dropout")(x)
+    return layers.Dense(units, activation="relu", name=FEATURES)(x)  # fc7
+
+
 @register_model("alexnet", family="alexnet")
 def build_alexnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
                   small_input: bool = False, width: float = 1.0, dropout: float = 0.5,
@@ -39,15 +53,7 @@ def build_alexnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
     x = layers.Conv2D(c2, 5, padding="same", activation="relu", name="conv2")(x)
     x = LocalResponseNormalization(name="lrn2")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
-    x = layers.Conv2D(c3, 3, padding="same", activation="relu", name="conv3")(x)
-    x = layers.Conv2D(c4, 3, padding="same", activation="relu", name="conv4")(x)
-    x = layers.Conv2D(c5, 3, padding="same", activation="relu", name="conv5")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(dropout, name="fc6_dropout")(x)
-    x = layers.Dense(units, activation="relu", name="fc6")(x)
-    x = layers.Dropout(dropout, name="fc7_dropout")(x)
-    x = layers.Dense(units, activation="relu", name=FEATURES)(x)  # fc7
+    x = _convs3_to_fc7(x, c3, c4, c5, units, dropout)
     return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
 
 
@@ -81,13 +87,5 @@ def build_zfnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
                       name="conv2")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
     x = LocalResponseNormalization(name="lrn2")(x)
-    x = layers.Conv2D(c3, 3, padding="same", activation="relu", name="conv3")(x)
-    x = layers.Conv2D(c4, 3, padding="same", activation="relu", name="conv4")(x)
-    x = layers.Conv2D(c5, 3, padding="same", activation="relu", name="conv5")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(dropout, name="fc6_dropout")(x)
-    x = layers.Dense(units, activation="relu", name="fc6")(x)
-    x = layers.Dropout(dropout, name="fc7_dropout")(x)
-    x = layers.Dense(units, activation="relu", name=FEATURES)(x)  # fc7
+    x = _convs3_to_fc7(x, c3, c4, c5, units, dropout)
     return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
