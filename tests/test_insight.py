@@ -27,7 +27,9 @@ def test_insight_on_every_family(name, tmp_path):
     assert filters.min() >= 0 and filters.max() <= 1
 
     found = insight.top_exemplars(model, x, filters=2, k=3)
-    assert [e.depth for e in found][0] == "early" and found[-1].depth in ("late", "middle")
+    assert [e.depth for e in found][0] == "early"
+    # Deeper layers too, but for the lecture's one-convolution network (first_cnn).
+    assert found[-1].depth in ("late", "middle") or len(found) == 1
     for ex in found:  # the first exemplar really is the image with the largest peak
         out = keras.Model(model.input, model.get_layer(ex.layer).output)(x, training=False)
         peaks = tf.reduce_max(out, axis=(1, 2)).numpy()

@@ -22,17 +22,27 @@ def items(n_classes=3, per_class=4, size=6):
 def test_scenes_label_every_item_pixel_with_its_class_and_later_items_occlude():
     x, y = items()
     cfg = SegmentDataConfig(canvas=16, min_items=1, max_items=4, threshold=25)
-    scenes, masks = compose(x, y, 50, cfg, np.random.default_rng(0))
+    scenes, masks, boxes = compose(x, y, 50, cfg, np.random.default_rng(0))
     assert scenes.shape == (50, 16, 16, 1) and masks.shape == (50, 16, 16)
     # A pixel's label says which item's pixels show there: value 100 + 50 (label - 1).
     shown = scenes[..., 0]
     np.testing.assert_array_equal(shown[masks > 0], 100 + 50 * (masks[masks > 0].astype(int) - 1))
     assert (shown[masks == 0] == 0).all()
     assert set(np.unique(masks)) == {0, 1, 2, 3}
-    # Occlusion: one scene, two items at the same place: the second one's label wins.
+    # Boxes: every present item's visible box encloses exactly its class's visible pixels.
+    assert boxes.shape == (50, 4, 6)
+    for s in range(50):
+        present = boxes[s][boxes[s, :, 0] >= 0]
+        assert len(present) >= 1 and ((present[:, 5] > 0) & (present[:, 5] <= 1)).all()
+        for cls, x0, y0, x1, y1, _ in present:
+            inside = masks[s, int(y0):int(y1), int(x0):int(x1)] == cls + 1
+            assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+    # Occlusion: one scene, two items at the same place: the second one's label wins, and the
+    # first one is hidden (no box, class -1).
     cfg2 = SegmentDataConfig(min_items=2, max_items=2).model_copy(update={"canvas": 6})
-    _, m = compose(x[[0, 4]], y[[0, 4]], 1, cfg2, np.random.default_rng(0))
+    _, m, b = compose(x[[0, 4]], y[[0, 4]], 1, cfg2, np.random.default_rng(0))
     assert (m[0][1:-1, 1:-1] == 2).all()
+    np.testing.assert_array_equal(b[0], [[-1] * 6, [1, 1, 1, 5, 5, 1.0]])
 
 
 def test_item_masks_and_bad_canvas():

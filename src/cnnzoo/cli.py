@@ -140,6 +140,28 @@ def _tconv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stylize(args: argparse.Namespace) -> int:
+    from cnnzoo import stylize as st
+
+    try:
+        extractor = st.pick_extractor(args.weights)
+        content, style = st.load_image(args.content, args.size), st.load_image(args.style, args.size)
+    except (OSError, RuntimeError, ValueError) as err:
+        print(f"cnnzoo stylize: {err}", file=sys.stderr)
+        return 1
+    image, history = st.stylize(extractor, content, style, steps=args.steps,
+                                learning_rate=args.learning_rate,
+                                content_weight=args.content_weight,
+                                style_weight=args.style_weight, tv_weight=args.tv_weight,
+                                seed=args.seed)
+    st.save_png(image, args.output)
+    first, last = history[0], history[-1]
+    print(f"{args.output}: {image.shape[1]}×{image.shape[0]}, features of {extractor.source}; "
+          f"style loss {first['style']:.4g} -> {last['style']:.4g}, content loss "
+          f"{first['content']:.4g} -> {last['content']:.4g} in {args.steps} steps")
+    return 0
+
+
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
     from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
 
@@ -201,6 +223,24 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--card", help="model.json (default: beside the model, or exports/<name>/)")
     pr.add_argument("-k", "--top-k", type=int, default=3)
     pr.set_defaults(func=_predict)
+    st = sub.add_parser("stylize", help="neural style transfer (Gatys et al. 2016) of CONTENT in "
+                        "the style of STYLE",
+                        description="Optimises an image whose VGG features match CONTENT's at "
+                        "block4_conv2 and whose Gram matrices match STYLE's at block1-5_conv1.")
+    st.add_argument("content")
+    st.add_argument("style")
+    st.add_argument("-o", "--output", required=True, help="the stylised PNG")
+    st.add_argument("--weights", default="auto",
+                    help="auto (ImageNet VGG19 if its weights are cached or downloadable, else "
+                    "models/pretrain/vgg11.keras), imagenet, or a .keras VGG")
+    st.add_argument("--size", type=int, default=256, help="longer side in pixels")
+    st.add_argument("--steps", type=int, default=300)
+    st.add_argument("--learning-rate", type=float, default=0.02)
+    st.add_argument("--content-weight", type=float, default=1.0)
+    st.add_argument("--style-weight", type=float, default=10.0)
+    st.add_argument("--tv-weight", type=float, default=10.0)
+    st.add_argument("--seed", type=int, default=0)
+    st.set_defaults(func=_stylize)
     z = sub.add_parser("sizes", help="deployment sizes: parameters, Keras and TFLite float32 / "
                        "float16 / int8 file sizes of canonical networks (random weights)",
                        description="Without names: the `sizes` DVC stage for params.yaml's "

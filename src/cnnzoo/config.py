@@ -301,6 +301,41 @@ class SegmentConfig(_Section):
         return arch
 
 
+class DetectConfig(_Section):
+    """Single-shot detection (YOLO v1) on the segmentation scenes' item boxes; the detector's
+    settings (grid, boxes, head width) live in `models.<arch>` like every model's."""
+
+    arch: str = "yolo_v1"
+    backbone: str = "resnet20"  # any classifier; its settings: models.<backbone>
+    # pretrain: the backbone's layers start from pretrain@<backbone> (in base.archs); scratch.
+    init: Literal["pretrain", "scratch"] = "pretrain"
+    layer: str | None = None  # the backbone map the head reads (None: its last spatial one)
+    lambda_coord: float = Field(5.0, ge=0)  # the paper's loss weights
+    lambda_noobj: float = Field(0.5, ge=0)
+    # Ground truth: items showing at least this share of their pixels (the rest are hidden).
+    min_visible: float = Field(0.5, gt=0, le=1)
+    score_threshold: float = Field(0.01, ge=0, lt=1)  # detections kept for mAP
+    nms_iou: float = Field(0.5, gt=0, le=1)
+    train: TrainConfig = TrainConfig(epochs=8, batch_size=32, learning_rate=0.003,
+                                     label_smoothing=0.0, augment=False)
+    figure_scenes: int = Field(8, ge=1, le=32)
+
+    @field_validator("arch")
+    @classmethod
+    def _detector(cls, arch: str) -> str:
+        from cnnzoo.models import list_models
+
+        if arch not in list_models("detect"):
+            raise ValueError(f"unknown detection model {arch!r}; known: "
+                             f"{', '.join(list_models('detect'))}")
+        return arch
+
+    @field_validator("backbone")
+    @classmethod
+    def _classifier(cls, backbone: str) -> str:
+        return BaseConfig._known_archs([backbone])[0]
+
+
 class VerifyConfig(_Section):
     """Siamese verification: an embedding trained on task A's classes (triplet loss with online
     semi-hard mining), its binary pair variant, both evaluated one-shot on task B's classes."""
@@ -345,6 +380,7 @@ class Params(_Section):
     export: ExportConfig = ExportConfig()
     sizes: SizesConfig = SizesConfig()
     segment: SegmentConfig = SegmentConfig()
+    detect: DetectConfig = DetectConfig()
     verify: VerifyConfig = VerifyConfig()
     visualize: VisualizeConfig = VisualizeConfig()
 
@@ -364,6 +400,10 @@ class Params(_Section):
             raise ValueError(f"verify.init 'pretrain' starts from pretrain@{self.verify.backbone}, "
                              f"but {self.verify.backbone!r} is not in base.archs; add it or set "
                              "verify.init: scratch")
+        if self.detect.init == "pretrain" and self.detect.backbone not in self.base.archs:
+            raise ValueError(f"detect.init 'pretrain' starts from pretrain@{self.detect.backbone}, "
+                             f"but {self.detect.backbone!r} is not in base.archs; add it or set "
+                             "detect.init: scratch")
         for arch, hp in self.models.items():
             allowed = model_hparams(arch)  # raises ValueError for an unknown name
             bad = sorted(set(hp) - allowed)

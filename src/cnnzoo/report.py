@@ -1,5 +1,5 @@
 """The report: the leaderboard across architectures (Markdown and CSV), the mobile-export
-table of every TFLite variant, segmentation and verification, and the canonical deployment sizes
+table of every TFLite variant, segmentation, detection and verification, and the canonical deployment sizes
 when `make sizes` has run."""
 
 from __future__ import annotations
@@ -149,6 +149,27 @@ def segmentation_markdown(metrics_dir: Path) -> str:
     return "\n".join(lines + [""])
 
 
+def detection_markdown(metrics_dir: Path) -> str:
+    test = _optional(metrics_dir / "detect" / "test.json")
+    if test is None:
+        return ""
+    train = _optional(metrics_dir / "detect" / "train.json") or {}
+    ex = _optional(metrics_dir / "detect" / "export.json") or {}
+    aps = ", ".join(f"{name} {v:.3f}" if v is not None else f"{name} n/a"
+                    for name, v in zip(test["classes"], test["ap50"], strict=True))
+    lines = ["## Detection (YOLO v1-style, test scenes)", "",
+             f"mAP@0.5 **{test['map50']:.4f}** on {test['test_scenes']} scenes "
+             f"({test['test_boxes']} boxes; {test['params']:,} parameters"
+             + (f"; validation {train['val_map50']:.4f}" if "val_map50" in train else "")
+             + f"). Per-class AP@0.5: {aps}.", ""]
+    variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
+    if variants:
+        lines += ["| TFLite variant | size (KB) | mAP@0.5 | drop |", "|---|---:|---:|---:|"]
+        lines += [f"| {v} | {ex[v]['size_bytes'] / 1024:.1f} | {ex[v]['map50']:.4f} | "
+                  f"{ex[v]['drop']:+.4f} |" for v in variants]
+    return "\n".join(lines + [""])
+
+
 VERIFY_METHODS = (("triplet", "Siamese embedding (triplet loss)"),
                   ("binary", "Siamese binary (weighted |f1 - f2|)"),
                   ("raw_pixels", "raw-pixel L2 (baseline)"))
@@ -178,11 +199,13 @@ def verification_markdown(metrics_dir: Path) -> str:
 
 
 def headlines(metrics_dir: Path) -> list[str]:
-    """One line each for segmentation and verification, for the terminal summary."""
+    """One line each for segmentation, detection and verification, for the terminal summary."""
     lines = []
     if seg := _optional(metrics_dir / "segment" / "test.json"):
         lines.append(f"Segmentation (U-Net, test scenes): mean IoU {seg['mean_iou']:.4f}, "
                      f"pixel accuracy {seg['pixel_accuracy']:.4f}")
+    if found := _optional(metrics_dir / "detect" / "test.json"):
+        lines.append(f"Detection (YOLO v1-style, test scenes): mAP@0.5 {found['map50']:.4f}")
     if ver := _optional(metrics_dir / "verify" / "test.json"):
         t, raw = ver["triplet"], ver["raw_pixels"]
         lines.append(f"Verification on unseen classes: AUC {t['auc']:.4f} (raw pixels "

@@ -10,8 +10,9 @@
   (a class index per pixel, 0 = background), split seeded into train / val / test.
 - `tfds:oxford_iiit_pet` (online, tensorflow-datasets installed): pet / background / border.
 
-Output folder: `train.npz val.npz test.npz` (x (N, S, S, C) uint8, y (N, S, S) uint8) and
-`meta.json` (class names, index 0 = background).
+Output folder: `train.npz val.npz test.npz` (x (N, S, S, C) uint8, y (N, S, S) uint8; generated
+scenes also `boxes` (N, max_items, 6), see `visible_boxes`) and `meta.json` (class names, index
+0 = background).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from cnnzoo.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 BACKGROUND = "background"
-Split = tuple[np.ndarray, np.ndarray]
+Split = tuple[np.ndarray, ...]  # images, masks (and, for generated scenes, boxes)
 
 
 def item_masks(items: np.ndarray, threshold: int) -> np.ndarray:
@@ -37,10 +38,25 @@ def item_masks(items: np.ndarray, threshold: int) -> np.ndarray:
     return items.max(axis=-1) > threshold
 
 
+def visible_boxes(instances: np.ndarray, pasted: np.ndarray, classes: np.ndarray,
+                  slots: int) -> np.ndarray:
+    """(slots, 6) float32 rows (class, x0, y0, x1, y1, visible share) of one scene: each item's
+    box around its pixels still visible (x1, y1 exclusive) and the share of its pasted pixels
+    they are; class -1 pads unused rows and marks items hidden completely."""
+    boxes = np.full((slots, 6), -1.0, np.float32)
+    for j in range(len(classes)):
+        rows, cols = np.nonzero(instances == j + 1)
+        if len(rows):
+            boxes[j] = (classes[j], cols.min(), rows.min(), cols.max() + 1, rows.max() + 1,
+                        len(rows) / max(int(pasted[j]), 1))
+    return boxes
+
+
 def compose(items: np.ndarray, labels: np.ndarray, n_scenes: int, cfg: SegmentDataConfig,
-            rng: np.random.Generator) -> Split:
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`n_scenes` canvases from (N, h, w, C) `items` with class `labels`, used in order
-    (cycling when they run out)."""
+    (cycling when they run out): images, masks and every pasted item's visible box
+    (`visible_boxes`; the detection pipeline's ground truth)."""
     n, h, w, c = items.shape
     size = cfg.canvas
     if h > size or w > size:
@@ -48,17 +64,23 @@ def compose(items: np.ndarray, labels: np.ndarray, n_scenes: int, cfg: SegmentDa
     masks = item_masks(items, cfg.threshold)
     x = np.zeros((n_scenes, size, size, c), np.uint8)
     y = np.zeros((n_scenes, size, size), np.uint8)
+    boxes = np.empty((n_scenes, cfg.max_items, 6), np.float32)
     counts = rng.integers(cfg.min_items, cfg.max_items + 1, n_scenes)
     k = 0
     for s in range(n_scenes):
-        for _ in range(counts[s]):  # later items are pasted over earlier ones
+        instances = np.zeros((size, size), np.uint8)  # which item a pixel shows (0 = none)
+        classes, pasted = np.empty(counts[s], np.int64), np.empty(counts[s], np.int64)
+        for j in range(counts[s]):  # later items are pasted over earlier ones
             i = k % n
             k += 1
             top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
             m = masks[i]
             x[s, top:top + h, left:left + w][m] = items[i][m]
             y[s, top:top + h, left:left + w][m] = labels[i] + 1
-    return x, y
+            instances[top:top + h, left:left + w][m] = j + 1
+            classes[j], pasted[j] = labels[i], m.sum()
+        boxes[s] = visible_boxes(instances, pasted, classes, cfg.max_items)
+    return x, y, boxes
 
 
 def _stratified(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -184,16 +206,18 @@ def prepare_segmentation(data: DataConfig, cfg: SegmentDataConfig, seed: int,
         splits, classes = load_folder_pairs(cfg, seed, data.val_fraction, data.test_fraction)
     else:
         splits, classes = load_pets(cfg, Path(cache_dir) / "tfds", seed, data.val_fraction)
-    counts = {name: int(len(x)) for name, (x, _) in splits.items()}
-    pixels = np.bincount(np.concatenate([y.ravel() for _, y in splits.values()]),
+    counts = {name: int(len(split[0])) for name, split in splits.items()}
+    pixels = np.bincount(np.concatenate([split[1].ravel() for split in splits.values()]),
                          minlength=len(classes))
     meta = {"source": cfg.source, "classes": classes, "image_shape": list(splits["train"][0].shape[1:]),
-            "counts": counts, "pixel_share": {c: round(float(p) / pixels.sum(), 4)
-                                              for c, p in zip(classes, pixels, strict=True)}}
+            "counts": counts, "boxes": len(splits["train"]) == 3,
+            "pixel_share": {c: round(float(p) / pixels.sum(), 4)
+                            for c, p in zip(classes, pixels, strict=True)}}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        for name, (x, y) in splits.items():
-            np.savez_compressed(tmp / f"{name}.npz", x=x, y=y)
+        for name, split in splits.items():
+            arrays = dict(zip(("x", "y", "boxes"), split, strict=False))  # boxes: scenes only
+            np.savez_compressed(tmp / f"{name}.npz", **arrays)
         write_json(tmp / "meta.json", meta)
     log.info("segmentation data (%s) in %s: %s scenes of %s, %d classes with background",
              cfg.source, out_dir, counts, meta["image_shape"], len(classes))

@@ -4,12 +4,14 @@ from cnnzoo.models import (  # noqa: F401  (registration side effects)
     alexnet,
     densenet,
     googlenet,
+    lecture,
     lenet,
     mobilenet,
     nin,
     resnet,
     unet,
     vgg,
+    yolo,
 )
 from cnnzoo.models.registry import (
     FEATURES,

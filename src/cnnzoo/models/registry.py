@@ -4,7 +4,8 @@ A family module registers its variants as data: `register_model("name", **settin
 or `@register_model()` on a builder. Builders are keyword-only and return an uncompiled
 `keras.Model` named after the registry key that outputs logits from a layer named `head`.
 Classifiers (`task="classify"`, the default) also expose the backbone's flat feature vector from
-a layer named `features`; a segmentation model (`task="segment"`) outputs per-pixel logits.
+a layer named `features`; a segmentation model (`task="segment"`) outputs per-pixel logits and
+a detector (`task="detect"`) its S×S grid of raw box and class outputs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import keras
 FEATURES = "features"  # name of the layer whose output is the backbone's feature vector
 HEAD = "head"  # name of the classification layer (logits)
 _BUILDER_ARGS = {"name", "input_shape", "num_classes"}
-TASKS = ("classify", "segment")
+TASKS = ("classify", "segment", "detect")
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ def report(params: Params, *, metrics_dir: str, md: str, csv: str, figure: str,
                                    rep.mobile_markdown(rep.mobile_rows(archs, metrics),
                                                        pick if version else None),
                                    rep.segmentation_markdown(metrics),
+                                   rep.detection_markdown(metrics),
                                    rep.verification_markdown(metrics),
                                    rep.sizes_markdown(Path(sizes_csv))))
         run.log_artifact(md)

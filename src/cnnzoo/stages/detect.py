@@ -1,0 +1,195 @@
+"""The detection pipeline: detect (train a YOLO v1-style detector on the segmentation scenes'
+item boxes) -> detect_evaluate (test mAP@0.5, per-class AP, the boxes figure) -> detect_export
+(TFLite, parity gate on mAP)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from cnnzoo.config import Params
+from cnnzoo.files import read_json, write_json
+from cnnzoo.stages.common import fit_arrays, trains, write_export
+from cnnzoo.tracking import stage_run
+
+log = logging.getLogger(__name__)
+
+
+def _load(params: Params, scenes: str, split: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Images and their `detection.ground_truth` boxes."""
+    from cnnzoo import detection as det
+    from cnnzoo.data.datasets import MissingDataError
+
+    path = Path(scenes) / f"{split}.npz"
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: run `dvc repro scenes` (or `make run`) first")
+    with np.load(path) as f:
+        if "boxes" not in f:
+            raise ValueError(f"{path} has no item boxes: detection needs generated scenes "
+                             "(segment.data.source: scenes)")
+        x, boxes = f["x"], f["boxes"]
+    return x, det.ground_truth(boxes, x.shape[1], params.detect.min_visible)
+
+
+def _classes(scenes: str) -> list[str]:
+    return read_json(Path(scenes) / "meta.json")["classes"][1:]  # no background class
+
+
+def _hp(params: Params) -> dict:
+    """The detector's settings: models.<arch>, the backbone and its own models.<backbone>."""
+    cfg = params.detect
+    return {**params.model_kwargs(cfg.arch), "backbone": cfg.backbone, "layer": cfg.layer,
+            "backbone_settings": params.model_kwargs(cfg.backbone)}
+
+
+def _build(params: Params, shape, n_classes: int, init: str | None):
+    """The detector; with `detect.init: pretrain`, every backbone layer of pretrain@<backbone>
+    (same name and weight shapes: convolutions do not depend on the input size) copied in."""
+    import keras
+
+    from cnnzoo.models import create_model
+
+    model = create_model(params.detect.arch, input_shape=shape, num_classes=n_classes,
+                         **_hp(params))
+    if params.detect.init == "pretrain" and init:
+        source = keras.models.load_model(init)
+        copied = 0
+        for layer in model.layers:
+            try:
+                weights = source.get_layer(layer.name).get_weights()
+            except ValueError:
+                continue
+            if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+                layer.set_weights(weights)
+                copied += 1
+        log.info("detect: %d layers start from %s", copied, init)
+    return model
+
+
+@trains
+def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: str,
+           history: str) -> None:
+    from cnnzoo import detection as det
+    from cnnzoo import train as trainer
+    from cnnzoo.models import yolo
+
+    cfg = params.detect
+    names = _classes(scenes)
+    (x, truth), (x_val, truth_val) = _load(params, scenes, "train"), _load(params, scenes, "val")
+    grid, boxes = yolo.grid_and_boxes(params.model_kwargs(cfg.arch))
+    y, y_val = det.encode(truth, grid, len(names)), det.encode(truth_val, grid, len(names))
+    kept = int(y[..., 0].sum())
+    tracked = {"detect": cfg.model_dump(exclude={"train": {"per_arch"}}), "model": _hp(params),
+               "seed": params.base.seed, "train_scenes": len(x), "classes": len(names),
+               "init": init if cfg.init == "pretrain" else "scratch"}
+    with stage_run("detect", cfg.arch, experiment=params.base.experiment, params=tracked) as run:
+        run.log_dataset(x, y[..., 0], name="scenes", source=scenes, context="train")
+        objective = det.objective(grid, boxes, len(names), cfg.lambda_coord, cfg.lambda_noobj)
+        model = fit_arrays(lambda: _build(params, x.shape[1:], len(names), init), x, y, x_val,
+                           y_val, cfg.train, params, objective=objective, history=history,
+                           key=tracked, run=run, val_batch=64)
+        val = det.score_map(lambda b: model.predict(b, verbose=0), x_val, truth_val, len(names),
+                            boxes, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou)
+        boxes_total = sum(len(t) for t in truth)
+        result = {"val_map50": val["map50"], "train_scenes": len(x), "train_boxes": boxes_total,
+                  # YOLO v1 gives a cell one object: boxes whose centre shares a cell with a
+                  # larger one are not trained on.
+                  "train_boxes_in_shared_cells": boxes_total - kept}
+        trainer.save_model(model, out)
+        write_json(metrics, result)
+        run.log_metrics(result)
+        run.log_artifact(history)
+        run.log_keras_model(model, x_val[:2].astype(np.float32) / 255.0,
+                            registered_name=f"cnnzoo-{cfg.arch}")
+    log.info("detect %s on %s: validation mAP@0.5 %.4f (%d training boxes, %d in shared cells)",
+             cfg.arch, cfg.backbone, result["val_map50"], boxes_total, boxes_total - kept)
+
+
+def _score(params: Params, predict, x, truth, names, boxes: int) -> dict:
+    from cnnzoo import detection as det
+
+    return det.score_map(predict, x, truth, len(names), boxes,
+                         score_threshold=params.detect.score_threshold,
+                         nms_iou=params.detect.nms_iou)
+
+
+def _boxes_per_cell(model, n_classes: int) -> int:
+    return (int(model.output_shape[-1]) - n_classes) // 5
+
+
+def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
+                    figure: str) -> None:
+    import keras
+
+    from cnnzoo import detection as det
+    from cnnzoo.evaluate import count_params
+
+    cfg = params.detect
+    names = _classes(scenes)
+    x, truth = _load(params, scenes, "test")
+    with stage_run("detect_evaluate", cfg.arch, experiment=params.base.experiment,
+                   params={"test_scenes": len(x), "score_threshold": cfg.score_threshold,
+                           "nms_iou": cfg.nms_iou, "min_visible": cfg.min_visible}) as run:
+        net = keras.models.load_model(model)
+        scored = _score(params, lambda b: net.predict(b, verbose=0), x, truth, names,
+                        _boxes_per_cell(net, len(names)))
+        result = {"map50": scored["map50"], "classes": names, "ap50": scored["ap"],
+                  "test_scenes": len(x), "test_boxes": sum(len(t) for t in truth),
+                  **count_params(net)}
+        write_json(metrics, result)
+        n = cfg.figure_scenes
+        det.boxes_figure(x[:n], truth[:n], scored["detections"][:n], names, figure,
+                         title=f"{cfg.arch} ({cfg.backbone}) on test scenes: "
+                               f"mAP@0.5 {result['map50']:.3f}")
+        run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
+        run.log_metrics({f"ap50_{i}": v for i, v in enumerate(result["ap50"]) if v is not None})
+        run.log_artifact(figure)
+    log.info("detect_evaluate %s: test mAP@0.5 %.4f on %d scenes (%d boxes)", cfg.arch,
+             result["map50"], len(x), result["test_boxes"])
+
+
+def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics: str,
+                  evaluated: str | None = None) -> None:
+    """The export variants of the classifiers, gated on mAP@0.5 over the test scenes."""
+    import keras
+
+    from cnnzoo import export as exporter
+    from cnnzoo import mobile
+
+    cfg, arch = params.export, params.detect.arch
+    names = _classes(scenes)
+    x, truth = _load(params, scenes, "test")
+    x_rep = _load(params, scenes, "train")[0][: cfg.representative_samples].astype(np.float32) / 255.0
+    reference = read_json(evaluated).get("map50") if evaluated else None
+    with stage_run("detect_export", arch, experiment=params.base.experiment,
+                   params={"export": cfg.model_dump()}) as run:
+        net = keras.models.load_model(model)
+        boxes = _boxes_per_cell(net, len(names))
+        files, result = mobile.convert_and_score(
+            net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="map50", name=arch,
+            score=lambda predict: _score(params, predict, x, truth, names, boxes)["map50"],
+            keras_value=reference)
+        failures = mobile.gate_failures(result, cfg.max_drop, "map50")
+        run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes",
+                                                                            "map50", "drop")})
+        if failures:
+            raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
+        grid = int(net.output_shape[1])
+        card = {"arch": arch, "task": "detection", "backbone": params.detect.backbone,
+                "classes": names,
+                "input": {"shape": list(x.shape[1:]), "dtype": "float32", "range": [0.0, 1.0],
+                          "normalisation": "pixel / 255"},
+                "output": (f"raw {grid}x{grid}x{boxes * 5 + len(names)} grid: per cell {boxes} "
+                           "boxes (x, y, sqrt w, sqrt h, confidence; sigmoid) then class logits "
+                           "(softmax); cnnzoo.detection.decode turns it into boxes"),
+                "boxes_per_cell": boxes, "score_threshold": params.detect.score_threshold,
+                "nms_iou": params.detect.nms_iou,
+                "variants": {v: {"file": f"{arch}_{v}.tflite", "size_bytes": len(c),
+                                 "map50": result[v]["map50"]} for v, c in files.items()},
+                "keras_map50": result["keras_map50"], "mlflow_run_id": run.run_id}
+        write_export(out, files, card, run, labels=names)
+        write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+    log.info("detect_export %s: %d variants within %.3f mAP@0.5 of Keras %.4f", arch,
+             len(files), cfg.max_drop, result["keras_map50"])
