@@ -20,7 +20,7 @@ def test_shipped_params_files_are_valid():
 def test_unknown_architecture_lists_known_ones():
     raw = raw_params()
     raw["base"]["archs"] = ["lenet5", "resnet9000"]
-    known = r"known: alexnet, densenet121.*lenet5"
+    known = r"known: alexnet, alexnet_cifar, densenet121.*lenet5"
     with pytest.raises(config.ConfigError, match=r"base\.archs.*resnet9000.*" + known):
         config.parse(raw)
 
@@ -100,7 +100,7 @@ def test_per_arch_settings_name_known_architectures():
         config.parse(raw)
 
 
-def test_segmentation_and_verification_settings_are_checked():
+def test_segmentation_detection_and_verification_settings_are_checked():
     raw = raw_params()
     raw["segment"]["arch"] = "lenet5"
     with pytest.raises(config.ConfigError, match="unknown segmentation model 'lenet5'; known: unet"):
@@ -113,6 +113,20 @@ def test_segmentation_and_verification_settings_are_checked():
     assert config.parse(raw).verify.backbone == "vgg16"
     raw["verify"]["backbone"] = "unet"
     with pytest.raises(config.ConfigError, match=r"verify\.backbone.*unknown architecture"):
+        config.parse(raw)
+    raw = raw_params()
+    raw["detect"]["arch"] = "resnet20"
+    with pytest.raises(config.ConfigError, match="unknown detection model 'resnet20'; known: yolo_v1"):
+        config.parse(raw)
+    raw = raw_params()
+    raw["detect"]["backbone"] = "resnet26"
+    with pytest.raises(config.ConfigError, match="detect.init 'pretrain' starts from "
+                                                 "pretrain@resnet26.*not in base.archs"):
+        config.parse(raw)
+    raw["detect"]["init"] = "scratch"
+    assert config.parse(raw).detect.backbone == "resnet26"
+    raw["models"]["yolo_v1"]["cells"] = 7
+    with pytest.raises(config.ConfigError, match=r"models.yolo_v1: unknown setting\(s\) \['cells'\]"):
         config.parse(raw)
     raw = raw_params()
     raw["segment"]["data"]["min_items"] = 5

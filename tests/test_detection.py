@@ -131,3 +131,17 @@ def test_detector_on_a_backbone_map():
     with pytest.raises(ValueError, match="detect.layer: lenet5 has no layer 'nope'"):
         create_model("yolo_v1", input_shape=(64, 64, 1), num_classes=3, backbone="lenet5",
                      layer="nope")
+
+
+def test_scenes_without_boxes_are_refused(tmp_path):
+    """A folder of image/mask pairs has no item boxes: the detection stages say so."""
+    from cnnzoo import config
+    from cnnzoo.stages.detect import _load
+    from tests.conftest import ROOT
+
+    np.savez(tmp_path / "train.npz", x=np.zeros((2, 8, 8, 1), np.uint8), y=np.zeros((2, 8, 8)))
+    params = config.load(ROOT / "params.yaml")
+    with pytest.raises(ValueError, match="train.npz has no item boxes: detection needs generated"):
+        _load(params, str(tmp_path), "train")
+    with pytest.raises(FileNotFoundError, match="val.npz not found: run `dvc repro scenes`"):
+        _load(params, str(tmp_path), "val")

@@ -117,7 +117,8 @@ def test_googlenet_matches_table_1():
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="unknown model 'vgg99'; known: alexnet, densenet121"):
+    with pytest.raises(ValueError,
+                       match="unknown model 'vgg99'; known: alexnet, alexnet_cifar, densenet121"):
         create_model("vgg99", input_shape=(32, 32, 1), num_classes=10)
     with pytest.raises(ValueError, match="lenet5: input_shape .* at least 32"):
         create_model("lenet5", input_shape=(28, 28, 1), num_classes=10)

@@ -94,6 +94,8 @@ def test_dvc_repro_end_to_end(project):
     expected += ["data/scenes/train.npz", "data/scenes/meta.json", "models/segment/unet.keras",
                  "metrics/segment/test.json", "plots/segment/overlay.png",
                  "exports/unet/unet_int8.tflite", "metrics/segment/export.json",
+                 "models/detect/yolo.keras", "metrics/detect/test.json", "plots/detect/boxes.png",
+                 "exports/yolo/yolo_v1_int8.tflite", "metrics/detect/export.json",
                  "models/verify/embedding.keras", "models/verify/pairs.keras",
                  "metrics/verify/test.json", "plots/verify/roc.png",
                  "exports/embedding/embedding_int8.tflite", "metrics/verify/export.json"]
@@ -132,10 +134,17 @@ def test_dvc_repro_end_to_end(project):
     seg = json.loads((root / "metrics/segment/test.json").read_text())
     assert seg["test_scenes"] == 24 and 0.0 <= seg["mean_iou"] <= 1.0
     assert len(seg["iou"]) == 11 and seg["classes"][0] == "background"
+    found = json.loads((root / "metrics/detect/test.json").read_text())
+    assert found["test_scenes"] == 24 and 0.0 <= found["map50"] <= 1.0
+    assert len(found["ap50"]) == len(found["classes"]) == 10
+    det_export = json.loads((root / "metrics/detect/export.json").read_text())
+    assert det_export["keras_map50"] == found["map50"] and det_export["metric"] == "map50"
     ver = json.loads((root / "metrics/verify/test.json").read_text())
     assert ver["test_images"] == 60 and ver["pairs"] == 60 * 59 // 2
     assert all(0.0 <= ver[m]["auc"] <= 1.0 for m in ("triplet", "binary", "raw_pixels"))
     assert "## Segmentation (U-Net" in report and "## Verification (one-shot" in report
+    assert "## Detection (YOLO v1-style, test scenes)" in report
+    assert "Detection (YOLO v1-style, test scenes): mAP@0.5" in first.stdout
     assert "Segmentation (U-Net, test scenes): mean IoU" in first.stdout
     assert "Verification on unseen classes: AUC" in first.stdout
     effect = json.loads((root / "metrics/augment_effect.json").read_text())
@@ -163,7 +172,8 @@ def test_dvc_repro_end_to_end(project):
     runs = dict(db.execute("SELECT name, status FROM runs").fetchall())
     stages = ["pretrain", "transfer", "finetune", "scratch", "evaluate", "export", "visualize"]
     want = ({"download", "augment", "augment_effect-lenet5", "report", "sizes", "scenes",
-             "segment-unet", "segment_evaluate-unet", "segment_export-unet", "verify-lenet5",
+             "segment-unet", "segment_evaluate-unet", "segment_export-unet", "detect-yolo_v1",
+             "detect_evaluate-yolo_v1", "detect_export-yolo_v1", "verify-lenet5",
              "verify_pairs-lenet5", "verify_evaluate-lenet5", "verify_export-lenet5"}
             | {f"{s}-{a}" for s in stages for a in archs})
     assert want <= set(runs) and all(runs[n] == "FINISHED" for n in want)

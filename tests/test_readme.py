@@ -76,6 +76,11 @@ def test_dvc_commands_use_valid_params(cmd):
     assert argv[1] in ("repro", "push", "pull", "status") or argv[1:3] in (
         ["exp", "run"], ["metrics", "show"], ["plots", "show"], ["remote", "add"],
         ["remote", "modify"]), cmd
+    config.parse(with_overrides(argv), cmd)
+
+
+def with_overrides(argv: list[str]) -> dict:
+    """params.yaml with a command's `-S key=value` overrides applied, as DVC applies them."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for i, arg in enumerate(argv):
         if arg != "-S":
@@ -87,7 +92,7 @@ def test_dvc_commands_use_valid_params(cmd):
             node = node[part]
         assert last in node, f"{key} is not in params.yaml"
         node[last] = yaml.safe_load(value)  # DVC parses -S values as YAML too
-    config.parse(raw, cmd)
+    return raw
 
 
 @pytest.mark.parametrize("cmd", by_program("pip"))
