@@ -1,6 +1,6 @@
 """The report: the leaderboard across architectures (Markdown and CSV), the mobile-export
-table of every TFLite variant, segmentation, detection and verification, and the canonical deployment sizes
-when `make sizes` has run."""
+table of every TFLite variant, segmentation, detection and verification, and the canonical
+deployment sizes when `make sizes` has run."""
 
 from __future__ import annotations
 

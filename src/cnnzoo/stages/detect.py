@@ -33,6 +33,11 @@ def _load(params: Params, scenes: str, split: str) -> tuple[np.ndarray, list[np.
     return x, det.ground_truth(boxes, x.shape[1], params.detect.min_visible)
 
 
+def _counts(truth: list[np.ndarray]) -> np.ndarray:
+    """True boxes per scene: the labels logged with the scenes as an MLflow dataset."""
+    return np.array([len(t) for t in truth], np.int32)
+
+
 def _classes(scenes: str) -> list[str]:
     return read_json(Path(scenes) / "meta.json")["classes"][1:]  # no background class
 
@@ -85,7 +90,7 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
                "seed": params.base.seed, "train_scenes": len(x), "classes": len(names),
                "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("detect", cfg.arch, experiment=params.base.experiment, params=tracked) as run:
-        run.log_dataset(x, y[..., 0], name="scenes", source=scenes, context="train")
+        run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="train")
         objective = det.objective(grid, boxes, len(names), cfg.lambda_coord, cfg.lambda_noobj)
         model = fit_arrays(lambda: _build(params, x.shape[1:], len(names), init), x, y, x_val,
                            y_val, cfg.train, params, objective=objective, history=history,
@@ -132,6 +137,7 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
     with stage_run("detect_evaluate", cfg.arch, experiment=params.base.experiment,
                    params={"test_scenes": len(x), "score_threshold": cfg.score_threshold,
                            "nms_iou": cfg.nms_iou, "min_visible": cfg.min_visible}) as run:
+        run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="test")
         net = keras.models.load_model(model)
         scored = _score(params, lambda b: net.predict(b, verbose=0), x, truth, names,
                         _boxes_per_cell(net, len(names)))
@@ -165,6 +171,7 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
     reference = read_json(evaluated).get("map50") if evaluated else None
     with stage_run("detect_export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}) as run:
+        run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="test")
         net = keras.models.load_model(model)
         boxes = _boxes_per_cell(net, len(names))
         files, result = mobile.convert_and_score(
