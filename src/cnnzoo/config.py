@@ -252,6 +252,15 @@ class SizesConfig(_Section):
         return BaseConfig._known_archs(models)
 
 
+def _registered(arch: str, task: str, kind: str) -> str:
+    """`arch` if the registry has it for `task`, else the list of those it has."""
+    from cnnzoo.models import list_models
+
+    if arch not in list_models(task):
+        raise ValueError(f"unknown {kind} model {arch!r}; known: {', '.join(list_models(task))}")
+    return arch
+
+
 class SegmentDataConfig(_Section):
     """The segmentation data (cnnzoo/data/scenes.py): generated scenes from `data.source`'s
     images, the user's image/mask folder, or tfds:oxford_iiit_pet (online)."""
@@ -293,12 +302,7 @@ class SegmentConfig(_Section):
     @field_validator("arch")
     @classmethod
     def _segmenter(cls, arch: str) -> str:
-        from cnnzoo.models import list_models
-
-        if arch not in list_models("segment"):
-            raise ValueError(f"unknown segmentation model {arch!r}; known: "
-                             f"{', '.join(list_models('segment'))}")
-        return arch
+        return _registered(arch, "segment", "segmentation")
 
 
 class DetectConfig(_Section):
@@ -323,12 +327,7 @@ class DetectConfig(_Section):
     @field_validator("arch")
     @classmethod
     def _detector(cls, arch: str) -> str:
-        from cnnzoo.models import list_models
-
-        if arch not in list_models("detect"):
-            raise ValueError(f"unknown detection model {arch!r}; known: "
-                             f"{', '.join(list_models('detect'))}")
-        return arch
+        return _registered(arch, "detect", "detection")
 
     @field_validator("backbone")
     @classmethod

@@ -130,6 +130,16 @@ def _optional(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
+def _variants_table(ex: dict, metric: str, label: str) -> list[str]:
+    """Markdown rows of an export stage's TFLite variants: size, `metric` and its drop."""
+    variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
+    if not variants:
+        return []
+    return [f"| TFLite variant | size (KB) | {label} | drop |", "|---|---:|---:|---:|",
+            *(f"| {v} | {ex[v]['size_bytes'] / 1024:.1f} | {ex[v][metric]:.4f} | "
+              f"{ex[v]['drop']:+.4f} |" for v in variants)]
+
+
 def segmentation_markdown(metrics_dir: Path) -> str:
     test = _optional(metrics_dir / "segment" / "test.json")
     if test is None:
@@ -141,12 +151,7 @@ def segmentation_markdown(metrics_dir: Path) -> str:
              f"Mean IoU **{test['mean_iou']:.4f}**, pixel accuracy {test['pixel_accuracy']:.4f} "
              f"on {test['test_scenes']} scenes ({test['params']:,} parameters). Per-class IoU: "
              f"{ious}.", ""]
-    variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
-    if variants:
-        lines += ["| TFLite variant | size (KB) | mean IoU | drop |", "|---|---:|---:|---:|"]
-        lines += [f"| {v} | {ex[v]['size_bytes'] / 1024:.1f} | {ex[v]['mean_iou']:.4f} | "
-                  f"{ex[v]['drop']:+.4f} |" for v in variants]
-    return "\n".join(lines + [""])
+    return "\n".join(lines + _variants_table(ex, "mean_iou", "mean IoU") + [""])
 
 
 def detection_markdown(metrics_dir: Path) -> str:
@@ -162,12 +167,7 @@ def detection_markdown(metrics_dir: Path) -> str:
              f"({test['test_boxes']} boxes; {test['params']:,} parameters"
              + (f"; validation {train['val_map50']:.4f}" if "val_map50" in train else "")
              + f"). Per-class AP@0.5: {aps}.", ""]
-    variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
-    if variants:
-        lines += ["| TFLite variant | size (KB) | mAP@0.5 | drop |", "|---|---:|---:|---:|"]
-        lines += [f"| {v} | {ex[v]['size_bytes'] / 1024:.1f} | {ex[v]['map50']:.4f} | "
-                  f"{ex[v]['drop']:+.4f} |" for v in variants]
-    return "\n".join(lines + [""])
+    return "\n".join(lines + _variants_table(ex, "map50", "mAP@0.5") + [""])
 
 
 VERIFY_METHODS = (("triplet", "Siamese embedding (triplet loss)"),

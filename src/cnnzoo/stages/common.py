@@ -183,6 +183,27 @@ def fit_arrays(build: Callable, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
                        callbacks=[run.epoch_callback()], objective=objective)
 
 
+def gate_and_write(out: str, metrics: str, files: dict[str, bytes], result: dict, run, *,
+                   name: str, metric: str, max_drop: float, card: dict,
+                   labels: list[str] | None = None) -> None:
+    """The end of a non-classifier export stage: log every variant's size, `metric` and drop,
+    fail on the parity gate (`export.max_drop`), else write the folder (`<name>_<variant>.tflite`
+    and model.json: `card` plus the variants) and the metrics."""
+    from cnnzoo import mobile
+
+    failures = mobile.gate_failures(result, max_drop, metric)
+    run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes", metric,
+                                                                        "drop")})
+    if failures:
+        raise RuntimeError(f"{name}: TFLite parity gate failed: " + "; ".join(failures))
+    card = {**card,
+            "variants": {v: {"file": f"{name}_{v}.tflite", "size_bytes": len(c),
+                             metric: result[v][metric]} for v, c in files.items()},
+            f"keras_{metric}": result[f"keras_{metric}"], "mlflow_run_id": run.run_id}
+    write_export(out, files, card, run, labels=labels)
+    write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+
+
 def write_export(out: str, files: dict[str, bytes], card: dict, run,
                  labels: list[str] | None = None) -> None:
     """An export folder written atomically as a whole: the .tflite files (named in

@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import fit_arrays, trains, write_export
+from cnnzoo.stages.common import fit_arrays, gate_and_write, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -178,11 +178,6 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
             net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="map50", name=arch,
             score=lambda predict: _score(params, predict, x, truth, names, boxes)["map50"],
             keras_value=reference)
-        failures = mobile.gate_failures(result, cfg.max_drop, "map50")
-        run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes",
-                                                                            "map50", "drop")})
-        if failures:
-            raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
         grid = int(net.output_shape[1])
         card = {"arch": arch, "task": "detection", "backbone": params.detect.backbone,
                 "classes": names,
@@ -192,11 +187,8 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
                            "boxes (x, y, sqrt w, sqrt h, confidence; sigmoid) then class logits "
                            "(softmax); cnnzoo.detection.decode turns it into boxes"),
                 "boxes_per_cell": boxes, "score_threshold": params.detect.score_threshold,
-                "nms_iou": params.detect.nms_iou,
-                "variants": {v: {"file": f"{arch}_{v}.tflite", "size_bytes": len(c),
-                                 "map50": result[v]["map50"]} for v, c in files.items()},
-                "keras_map50": result["keras_map50"], "mlflow_run_id": run.run_id}
-        write_export(out, files, card, run, labels=names)
-        write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+                "nms_iou": params.detect.nms_iou}
+        gate_and_write(out, metrics, files, result, run, name=arch, metric="map50",
+                       max_drop=cfg.max_drop, card=card, labels=names)
     log.info("detect_export %s: %d variants within %.3f mAP@0.5 of Keras %.4f", arch,
              len(files), cfg.max_drop, result["keras_map50"])

@@ -10,7 +10,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import fit_arrays, trains, write_export
+from cnnzoo.stages.common import fit_arrays, gate_and_write, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -130,19 +130,11 @@ def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics
             net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="mean_iou", name=arch,
             score=lambda predict: _iou_scores(predict, x, y, names)["mean_iou"],
             keras_value=reference)
-        failures = mobile.gate_failures(result, cfg.max_drop, "mean_iou")
-        run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes",
-                                                                            "mean_iou", "drop")})
-        if failures:
-            raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
         card = {"arch": arch, "task": "segmentation", "classes": names,
                 "input": {"shape": list(x.shape[1:]), "dtype": "float32", "range": [0.0, 1.0],
                           "normalisation": "pixel / 255"},
-                "output": "per-pixel logits (H, W, classes); argmax gives the class map",
-                "variants": {v: {"file": f"{arch}_{v}.tflite", "size_bytes": len(c),
-                                 "mean_iou": result[v]["mean_iou"]} for v, c in files.items()},
-                "keras_mean_iou": result["keras_mean_iou"], "mlflow_run_id": run.run_id}
-        write_export(out, files, card, run, labels=names)
-        write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+                "output": "per-pixel logits (H, W, classes); argmax gives the class map"}
+        gate_and_write(out, metrics, files, result, run, name=arch, metric="mean_iou",
+                       max_drop=cfg.max_drop, card=card, labels=names)
     log.info("segment_export %s: %d variants within %.3f mean IoU of Keras %.4f", arch,
              len(files), cfg.max_drop, result["keras_mean_iou"])

@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import backup_dir, fit_arrays, log_data, policy, trains, write_export
+from cnnzoo.stages.common import backup_dir, fit_arrays, gate_and_write, log_data, policy, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -283,20 +283,12 @@ def verify_export(params: Params, *, prepared: str, model: str, out: str, metric
         files, result = mobile.convert_and_score(net, ("float32", "int8"), cfg, x_rep=x_rep,
                                                  score=score, metric="auc", name="embedding",
                                                  keras_value=reference)
-        failures = mobile.gate_failures(result, cfg.max_drop, "auc")
-        run.log_metrics({f"{v}_{k}": result[v][k] for v in files for k in ("size_bytes", "auc",
-                                                                            "drop")})
-        if failures:
-            raise RuntimeError("embedding: TFLite parity gate failed: " + "; ".join(failures))
         card = {"arch": f"siamese_{params.verify.backbone}", "task": "verification",
                 "input": {"shape": list(x.shape[1:]), "dtype": "float32", "range": [0.0, 1.0],
                           "normalisation": "pixel / 255"},
                 "output": f"L2-normalised {params.verify.embedding_dim}-d embedding; "
-                          "same identity when ||f(x1) - f(x2)|| is small",
-                "variants": {v: {"file": f"embedding_{v}.tflite", "size_bytes": len(c),
-                                 "auc": result[v]["auc"]} for v, c in files.items()},
-                "keras_auc": result["keras_auc"], "mlflow_run_id": run.run_id}
-        write_export(out, files, card, run)
-        write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+                          "same identity when ||f(x1) - f(x2)|| is small"}
+        gate_and_write(out, metrics, files, result, run, name="embedding", metric="auc",
+                       max_drop=cfg.max_drop, card=card)
     log.info("verify_export: float32 and int8 within %.3f AUC of Keras %.4f", cfg.max_drop,
              result["keras_auc"])
