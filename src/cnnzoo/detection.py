@@ -128,8 +128,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every (x0, y0, x1, y1) row of `a` with every row of `b`."""
     lo, hi = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area = lambda r: np.prod(r[:, 2:] - r[:, :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+    area_a, area_b = (np.prod(r[:, 2:] - r[:, :2], axis=-1) for r in (a, b))
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

@@ -210,8 +210,7 @@ def prepare_segmentation(data: DataConfig, cfg: SegmentDataConfig, seed: int,
     pixels = np.bincount(np.concatenate([split[1].ravel() for split in splits.values()]),
                          minlength=len(classes))
     meta = {"source": cfg.source, "classes": classes, "image_shape": list(splits["train"][0].shape[1:]),
-            "counts": counts, "boxes": len(splits["train"]) == 3,
-            "pixel_share": {c: round(float(p) / pixels.sum(), 4)
+            "counts": counts, "pixel_share": {c: round(float(p) / pixels.sum(), 4)
                             for c, p in zip(classes, pixels, strict=True)}}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

@@ -37,6 +37,11 @@ def feature_map_layer(model: keras.Model, layer: str | None) -> str:
     return spatial[-1]
 
 
+def _bn_leaky(x, i: int):
+    x = FusedBatchNormalization(name=f"head_bn{i}")(x)
+    return layers.LeakyReLU(0.1, name=f"head_leaky{i}")(x)
+
+
 def grid_and_boxes(settings: dict) -> tuple[int, int]:
     """(S, B) of a detector built with `settings` (the builder's defaults where absent)."""
     defaults = inspect.signature(build_yolo).parameters
@@ -63,11 +68,8 @@ def build_yolo(*, name: str, input_shape: tuple[int, ...], num_classes: int,
     stride = size // grid
     x = layers.Conv2D(head_width, size - (grid - 1) * stride, strides=stride, use_bias=False,
                       name="grid_conv")(fmap)
-    for i, kernel in enumerate((None, 3)):
-        if kernel:
-            x = layers.Conv2D(head_width, kernel, padding="same", use_bias=False,
-                              name=f"head_conv{i}")(x)
-        x = FusedBatchNormalization(name=f"head_bn{i}")(x)
-        x = layers.LeakyReLU(0.1, name=f"head_leaky{i}")(x)
+    x = _bn_leaky(x, 0)
+    x = layers.Conv2D(head_width, 3, padding="same", use_bias=False, name="head_conv1")(x)
+    x = _bn_leaky(x, 1)
     out = layers.Conv2D(boxes * 5 + num_classes, 1, dtype="float32", name=HEAD)(x)
     return keras.Model(base.inputs, out, name=name)
