@@ -66,11 +66,25 @@ def test_cli_check_and_models(capsys, tmp_path):
     assert "archs lenet5, alexnet" in capsys.readouterr().out
     bad = tmp_path / "p.yaml"
     bad.write_text(yaml.safe_dump({**raw_params(), "extra": 1}))
-    assert main(["check", str(bad)]) == 1
+    assert main(["check", str(bad)]) == 2
     assert "extra: unknown key" in capsys.readouterr().err
     assert main(["models", "--input-size", "32", "--channels", "1", "--num-classes", "10"]) == 0
     out = capsys.readouterr().out
     assert "lenet5" in out and "61,706" in out and "416,520" in out
+
+
+def test_cnnzoo_run_refuses_bad_params_before_dvc_starts(capsys, tmp_path, monkeypatch):
+    """An unknown key fails `cnnzoo run` even when DVC would have nothing to rerun: one line
+    (the one `cnnzoo check` prints), exit 2, and no DVC (no .dvc folder here to run in)."""
+    from cnnzoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(raw_params()) + "\nfoo: 1\n")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err == "params.yaml is invalid: foo: unknown key (not allowed here)\n"
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err == err
 
 
 def test_data_source_validation():

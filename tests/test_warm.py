@@ -103,3 +103,20 @@ def test_killing_the_caller_stops_the_stage(launcher, tmp_path):
     caller.wait()
     time.sleep(4)
     assert not (tmp_path / "finished").exists()
+
+
+def test_a_code_change_after_the_preload_runs_the_stage_cold(tmp_path):
+    """The launcher imported this package when it started; a stage forked from it after a module
+    changed on disk would run the old code while DVC records the new code's hash. It runs cold."""
+    module = Path(warm.__file__).with_name("files.py")
+    before = module.stat()
+    with warm.launcher(tmp_path) as env:
+        assert _stage(tmp_path, "hello", env=env).stdout.startswith("warm")
+        try:
+            os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+            done = _stage(tmp_path, "hello", env=env)
+        finally:
+            os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("cold")
+    assert "code changed during this run" in done.stderr

@@ -73,7 +73,10 @@ def _example(image: np.ndarray, label: int) -> bytes:
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: protobuf otherwise orders the map's keys by PYTHONHASHSEED, and the same
+    # images made new bytes (and reran every training stage) in another process.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True)
 
 
 def write_shards(x: np.ndarray, y: np.ndarray, cfg: AugmentConfig, seed: int, out_dir: Path,

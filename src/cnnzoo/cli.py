@@ -34,14 +34,21 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _load_params(path: str):
+    """The validated params, or None after printing the one-line reason (`check` and `run`)."""
     from cnnzoo import config
 
     try:
-        params = config.load(args.params)
+        return config.load(path)
     except config.ConfigError as err:
         print(err, file=sys.stderr)
-        return 1
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    params = _load_params(args.params)
+    if params is None:
+        return 2
     print(f"{args.params} is valid: archs {', '.join(params.base.archs)}")
     return 0
 
@@ -163,8 +170,12 @@ def _stylize(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
+    from cnnzoo.config import DEFAULT_PARAMS
     from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
 
+    # Before DVC: with nothing to rerun, DVC would never start a stage that reads params.yaml.
+    if _load_params(DEFAULT_PARAMS) is None:
+        return 2
     outcome = run_pipeline((args.targets or list(DEFAULT_TARGETS)) + dvc_args, timeline=True)
     sys.stdout.flush()
     print(outcome.summary, file=sys.stdout if outcome.returncode == 0 else sys.stderr)

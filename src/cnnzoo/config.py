@@ -415,12 +415,13 @@ class Params(_Section):
 
 
 def _format(err: ValidationError, source: str) -> str:
-    lines = []
+    """One line, every problem named by its dotted key (`cnnzoo check`, `cnnzoo run`, stages)."""
+    problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<top level>"
         msg = "unknown key (not allowed here)" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {msg}")
-    return f"{source} is invalid:\n" + "\n".join(lines)
+        problems.append(f"{key}: {' '.join(msg.split())}")
+    return f"{source} is invalid: " + "; ".join(problems)
 
 
 def parse(raw: dict[str, Any], source: str = "params") -> Params:
@@ -439,5 +440,5 @@ def load(path: str | Path = DEFAULT_PARAMS) -> Params:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     return parse(raw, str(path))

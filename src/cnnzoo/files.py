@@ -1,17 +1,30 @@
-"""Atomic file writes, so an interrupted stage never leaves a half-written output behind."""
+"""Atomic, byte-reproducible file writes, and content digests.
+
+Atomic: an interrupted stage never leaves a half-written output behind. Reproducible: the same
+data give the same bytes whatever the process, `PYTHONHASHSEED` or clock, so DVC reruns nothing
+downstream of a stage whose result did not change (zip archives get fixed member times, JSON
+sorted keys).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+# What every zip member written here is dated: the earliest time the format can hold.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
@@ -65,3 +78,51 @@ def csv_text(rows: list[dict], fields) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def _zip_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, data)
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """`np.savez_compressed`'s format (what `np.load` reads) without its wall-clock member
+    times, which made every rewrite of the same arrays new bytes."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(array), allow_pickle=False)
+            _zip_member(archive, f"{name}.npy", buf.getvalue())
+
+
+def rewrite_zip(path: str | os.PathLike,
+                transform: Callable[[str, bytes], bytes] = lambda name, data: data) -> None:
+    """Rewrite the zip archive at `path` in place (atomically) with every member dated
+    `ZIP_EPOCH`, in the same order, its content passed through `transform(name, data)`."""
+    with zipfile.ZipFile(path) as src:
+        members = [(info.filename, src.read(info)) for info in src.infolist()]
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, data in members:
+            _zip_member(archive, name, transform(name, data))
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content, or of a folder's files (relative names and contents, in
+    name order), so a folder that DVC would see as changed gets a new digest."""
+    path = Path(path)
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        if f != path:  # a folder's member: its name and size delimit its content
+            h.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\0".encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def digests(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """{path: file_digest(path)} for each path given."""
+    return {str(p): file_digest(p) for p in paths}

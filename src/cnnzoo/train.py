@@ -24,7 +24,7 @@ import tensorflow as tf
 from cnnzoo import distribute
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.data.datasets import epoch_steps
-from cnnzoo.files import atomic_path
+from cnnzoo.files import atomic_path, rewrite_zip
 
 log = logging.getLogger(__name__)
 
@@ -312,10 +312,35 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     return model
 
 
+def _stable_keras_member(name: str, data: bytes) -> bytes:
+    """A .keras member without what changes from save to save of the same model: metadata's
+    `date_saved`, and the config's `shared_object_id`s (Python object ids, new in every process),
+    renumbered by first appearance: objects that share an id still share one."""
+    if name == "metadata.json":
+        meta = json.loads(data)
+        meta.pop("date_saved", None)
+        return json.dumps(meta).encode()
+    if name != "config.json":
+        return data
+    ids: dict[int, int] = {}
+
+    def renumber(node):
+        if isinstance(node, dict):
+            return {k: ids.setdefault(v, len(ids) + 1) if k == "shared_object_id"
+                    else renumber(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [renumber(v) for v in node]
+        return node
+
+    return json.dumps(renumber(json.loads(data))).encode()
+
+
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """Save weights and architecture only, atomically. An uncompiled functional view over the
-    same layers drops the optimizer state (3× the weights for Adam), which no later stage reuses:
-    each one compiles its own optimizer."""
+    """Save weights and architecture only, atomically and byte-reproducibly (the same weights
+    give the same file, so DVC reruns nothing downstream of a retrain that changed nothing). An
+    uncompiled functional view over the same layers drops the optimizer state (3× the weights
+    for Adam), which no later stage reuses: each one compiles its own optimizer."""
     view = keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(path) as tmp:
         view.save(tmp)
+        rewrite_zip(tmp, _stable_keras_member)

@@ -45,7 +45,18 @@ PRELOAD = ("tensorflow", "keras", "mlflow", "mlflow.keras", "mlflow.store.tracki
            "cnnzoo.data.datasets")
 _LENGTH = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
+# The launcher's answer when this package's source changed after it imported it: the stage
+# then runs cold, on the code DVC hashes, rather than on the launcher's stale copy.
+STALE = -(2**31)
 _in_launcher = False  # set in a forked stage: its own script must not delegate again
+_preloaded: tuple = ()  # the package's source files as the launcher imported them
+
+
+def source_stamp() -> tuple:
+    """(name, mtime, size) of every module of this package: what a warm fork would run."""
+    package = Path(__file__).parent
+    return tuple((str(f.relative_to(package)), f.stat().st_mtime_ns, f.stat().st_size)
+                 for f in sorted(package.rglob("*.py")))
 
 
 def delegate() -> None:
@@ -70,7 +81,12 @@ def delegate() -> None:
     if len(status) < _STATUS.size:
         sys.stderr.write("cnnzoo: the warm stage launcher died before the stage finished\n")
         sys.exit(1)
-    sys.exit(_STATUS.unpack(status)[0])
+    (code,) = _STATUS.unpack(status)
+    if code == STALE:
+        sys.stderr.write("cnnzoo: the project's code changed during this run; running this "
+                         "stage in a fresh process\n")
+        return
+    sys.exit(code)
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
@@ -91,6 +107,8 @@ def serve(path: str, parent: int | None = None) -> None:
     listener.bind(path)
     listener.listen(16)
     started = time.monotonic()
+    global _preloaded
+    _preloaded = source_stamp()  # before the imports: an edit during them is caught too
     # TensorFlow's C++ side logs "oneDNN custom operations are on" through absl before it reads
     # TF_CPP_MIN_LOG_LEVEL (on CPUs where oneDNN is on by default, e.g. AVX-512): kept for DEBUG.
     with native_output("warm launcher imports"):
@@ -159,6 +177,9 @@ def _run_stage(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.environ.pop(ENV, None)  # subprocesses of the stage start cold
+        if source_stamp() != _preloaded:
+            code = STALE
+            return
         threading.Thread(target=_die_with_caller, args=(conn,), daemon=True).start()
         code = _exec_script(request["argv"])
     finally:

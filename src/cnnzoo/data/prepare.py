@@ -24,7 +24,7 @@ import numpy as np
 
 from cnnzoo.config import DataConfig
 from cnnzoo.data.sources import RawDataset, load_source
-from cnnzoo.files import atomic_path, write_json
+from cnnzoo.files import atomic_path, write_json, write_npz
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def prepare(cfg: DataConfig, seed: int, out_dir: str | Path, cache_dir: str | Pa
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for name, (x, y) in splits.items():
-            np.savez_compressed(tmp / f"{name}.npz", x=x, y=y)
+            write_npz(tmp / f"{name}.npz", x=x, y=y)
         write_json(tmp / "meta.json", meta)
         (tmp / "skipped.txt").write_text("".join(f"{f}\t{why}\n" for f, why in raw.skipped))
     log.info("prepared %s into %s: %s (%d file(s) skipped, see skipped.txt)", cfg.source, out_dir,

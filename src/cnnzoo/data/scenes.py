@@ -25,7 +25,7 @@ import numpy as np
 from cnnzoo.config import DataConfig, SegmentDataConfig
 from cnnzoo.data.prepare import interleave
 from cnnzoo.data.sources import IMAGE_SUFFIXES, load_source
-from cnnzoo.files import atomic_path, write_json
+from cnnzoo.files import atomic_path, write_json, write_npz
 
 log = logging.getLogger(__name__)
 BACKGROUND = "background"
@@ -216,7 +216,7 @@ def prepare_segmentation(data: DataConfig, cfg: SegmentDataConfig, seed: int,
         tmp.mkdir()
         for name, split in splits.items():
             arrays = dict(zip(("x", "y", "boxes"), split, strict=False))  # boxes: scenes only
-            np.savez_compressed(tmp / f"{name}.npz", **arrays)
+            write_npz(tmp / f"{name}.npz", **arrays)
         write_json(tmp / "meta.json", meta)
     log.info("segmentation data (%s) in %s: %s scenes of %s, %d classes with background",
              cfg.source, out_dir, counts, meta["image_shape"], len(classes))

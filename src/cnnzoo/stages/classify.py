@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnzoo.backups import backup_dir
 from cnnzoo.config import Params, TrainConfig
 from cnnzoo.files import write_json, write_text
 from cnnzoo.stages.common import (
     TaskB,
     augmented_copies,
-    backup_dir,
     experiment_tags,
     log_data,
     make_sample,
@@ -98,7 +98,7 @@ def _finish_b(what: str, model, data: TaskB, out: str, metrics: str, run: Run, h
     log.info("%s: val %.4f, test %.4f", what, result["val_accuracy"], result["test_accuracy"])
 
 
-@trains
+@trains("prepared", "augmented")
 def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: str, metrics: str,
              history: str) -> None:
     """Task A from scratch (or the ImageNet weights, untrained on A, with a task-A head)."""
@@ -130,7 +130,7 @@ def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: s
     log.info("pretrain %s: %s", arch, {k_: v for k_, v in result.items() if k_ != "weights"})
 
 
-@trains
+@trains("prepared", "augmented", "init")
 def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: str, out: str,
              metrics: str, history: str) -> None:
     """Linear probe: the backbone's features of every (augmented) training image are computed
@@ -193,7 +193,7 @@ def _train_b_from_scratch(params: Params, arch: str, data: TaskB, augmented: str
                 calibrate=True)
 
 
-@trains
+@trains("prepared", "augmented", "init")
 def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: str, out: str,
              metrics: str, history: str) -> None:
     """`transfer.strategy`: linear_probe keeps the probe's model, fine_tune_top / fine_tune_all
@@ -227,7 +227,7 @@ def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: 
                   registered=f"cnnzoo-{arch}", strategy=strategy)
 
 
-@trains
+@trains("prepared", "augmented")
 def scratch(params: Params, *, arch: str, prepared: str, augmented: str, out: str, metrics: str,
             history: str) -> None:
     """The baseline transfer has to beat: task B from random weights, same images and epochs."""
@@ -241,7 +241,7 @@ def scratch(params: Params, *, arch: str, prepared: str, augmented: str, out: st
         _finish_b(f"scratch {arch}", model, data, out, metrics, run, history)
 
 
-@trains
+@trains("prepared", "augmented")
 def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: str,
                    plots: str) -> None:
     """Train `augment.effect_arch` on task B from scratch with and without augmentation (same

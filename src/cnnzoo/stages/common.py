@@ -7,8 +7,6 @@ one clear log line and names the failed stage as DVC does (`pretrain@lenet5`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 import time
@@ -18,26 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo import config, logs, runner
+from cnnzoo import backups, config, logs, runner
 from cnnzoo.config import AugmentConfig, Params, TrainConfig
 from cnnzoo.files import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
-BACKUP_ROOT = Path(".cache/backup")
 EXPECTED_ERRORS = (config.ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
 
-def backup_dir(name: str, settings: dict) -> Path:
-    """Where BackupAndRestore keeps a killed run's state, keyed by its settings so a resume never
-    restores weights trained under different params."""
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
-    return BACKUP_ROOT / f"{name}-{digest[:12]}"
-
-
-def trains(fn: Callable[..., object]) -> Callable[..., object]:
-    """Mark a stage function that trains: `run_stage` sets its distribution strategy up first."""
-    fn.trains = True
-    return fn
+def trains(*inputs: str) -> Callable[[Callable], Callable]:
+    """Mark a stage function that trains, naming its keyword arguments that are input paths:
+    `run_stage` sets its distribution strategy up first and digests those inputs, so that a
+    backup of this stage resumes only a run on the same data (cnnzoo.backups)."""
+    def mark(fn: Callable[..., object]) -> Callable[..., object]:
+        fn.trains, fn.inputs = True, inputs
+        return fn
+    return mark
 
 
 def run_stage(fn: Callable[..., object], **kwargs) -> None:
@@ -59,6 +53,8 @@ def run_stage(fn: Callable[..., object], **kwargs) -> None:
             from cnnzoo import distribute
 
             distribute.strategy(params.base)
+            backups.prune_committed()
+            backups.enter_stage(name, [kwargs.get(k) for k in fn.inputs])
         began = time.time()
         fn(params, **kwargs)
         runner.stage_times(name, entered, began, time.time())
@@ -178,7 +174,7 @@ def fit_arrays(build: Callable, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
     return trainer.fit(build, train_ds,
                        make_dataset(x_val, y_val, batch_size=val_batch), cfg, params.base,
                        history_csv=history, steps_per_epoch=steps,
-                       backup_dir=backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
+                       backup_dir=backups.backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
                        calibration_ds=make_dataset(x[pick], y[pick], batch_size=cfg.batch_size),
                        callbacks=[run.epoch_callback()], objective=objective)
 

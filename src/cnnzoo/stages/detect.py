@@ -73,7 +73,7 @@ def _build(params: Params, shape, n_classes: int, init: str | None):
     return model
 
 
-@trains
+@trains("scenes", "init")
 def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: str,
            history: str) -> None:
     from cnnzoo import detection as det

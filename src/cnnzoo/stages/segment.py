@@ -48,7 +48,7 @@ def _iou_scores(predict, x: np.ndarray, y: np.ndarray, names: list[str]) -> dict
     return seg.scores(seg.confusion(y, seg.predict_masks(predict, x), len(names)), names)
 
 
-@trains
+@trains("scenes")
 def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str) -> None:
     """Train the segmentation model (`segment.arch`, settings in `models.<arch>`) through the
     one training routine, with the per-pixel objective."""

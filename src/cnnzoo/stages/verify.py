@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnzoo.backups import backup_dir
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import backup_dir, fit_arrays, gate_and_write, log_data, policy, trains
+from cnnzoo.stages.common import fit_arrays, gate_and_write, log_data, policy, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
     return ver.auc(*ver.roc(ver.Pairs.from_matrix(similarity, y))[:2])
 
 
-@trains
+@trains("prepared", "augmented", "init")
 def verify(params: Params, *, prepared: str, augmented: str, init: str | None, out: str,
            metrics: str, history: str) -> None:
     """The embedding, trained with the triplet loss and online semi-hard mining on task A."""
@@ -145,6 +146,7 @@ def _pair_dataset(x: np.ndarray, pairs, batch_size: int, *, training: bool, seed
     return ds.prefetch(AUTOTUNE)
 
 
+@trains("prepared", "init")
 def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, metrics: str,
                  history: str) -> None:
     """The binary variant: sigmoid(weighted |f(x1) - f(x2)|), binary cross-entropy on pairs."""
