@@ -11,6 +11,7 @@ from cnnzoo.stages import report, run_stage
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--params", default="params.yaml")
 p.add_argument("--metrics-dir", dest="metrics_dir", required=True)
+p.add_argument("--exports", required=True, help="the export stages' folders (exports/<arch>)")
 p.add_argument("--md", required=True)
 p.add_argument("--csv", required=True)
 p.add_argument("--figure", required=True, help="accuracy vs MACs and vs int8 size (PNG)")

@@ -2,6 +2,8 @@
 model card and `cnnzoo predict` on image files, the @mobile pick, the deployment sizes."""
 
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -114,7 +116,7 @@ def exported(lenet, images, tmp_path_factory):
         class data:
             fit = "pad"
 
-    card = model_card("lenet5", meta, P, result, files, run_id="r1")
+    card = model_card("lenet5", meta, P, result, files)
     for variant, content in files.items():
         (root / card["variants"][variant]["file"]).write_bytes(content)
     (root / "model.json").write_text(json.dumps(card))
@@ -126,7 +128,7 @@ def test_model_card_says_how_to_feed_each_file(exported):
     _, card = exported
     assert card["input"]["shape"] == [32, 32, 1] and card["input"]["source_size"] == [28, 28]
     assert card["input"]["range"] == [0.0, 1.0] and card["classes"][0] == "a"
-    assert card["mlflow_run_id"] == "r1" and card["source_commit"]
+    assert not {"mlflow_run_id", "source_commit"} & set(card)  # the same model, the same bytes
     assert card["variants"]["float32"]["input_dtype"] == "float32"
     assert card["variants"]["int8"]["input_dtype"] == "int8"
     assert card["variants"]["int8"]["input_scale"] > 0
@@ -177,15 +179,54 @@ def test_predict_bad_input_is_one_line_and_exit_2(exported, tmp_path, capsys):
     junk = tmp_path / "lenet5_float32.tflite"
     junk.write_bytes(b"\0" * 64)
     (tmp_path / "model.json").write_text((root / "model.json").read_text())
+    broken = tmp_path / "lenet5.keras"
+    broken.write_bytes(b"PK\x03\x04 half a zip")
+    # A 20000x20000 PNG header: refused before a byte of it is decoded.
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000,
+                                                                          8, 0, 0, 0, 0))
+                     + _chunk(b"IEND", b""))
+    tflite = str(root / "lenet5_float32.tflite")
     cases = [([str(root / "missing.tflite"), str(good)], "missing.tflite: no such file"),
-             ([str(root / "lenet5_float32.tflite"), str(tmp_path / "nope.png")], "no such file"),
-             ([str(root / "lenet5_float32.tflite"), str(text)], "not a readable image"),
+             ([tflite, str(tmp_path / "nope.png")], "no such file"),
+             ([tflite, str(text)], "not a readable image"),
              ([str(junk), str(good)], "not a TFLite model"),
-             ([str(root / "model.json"), str(good)], "expected a .tflite or .keras")]
+             ([str(root / "model.json"), str(good)], "expected a .tflite or .keras"),
+             ([str(broken), str(good), "--card", str(root / "model.json")],
+              "not a Keras model file (zip expected)"),
+             ([str(root), str(good)], "is a folder, not a model file"),
+             ([tflite, str(tmp_path)], "is a folder, not an image file"),
+             ([tflite, str(bomb)], "20000x20000 = 400,000,000 pixels, over the limit of 100,000,000"),
+             ([tflite, str(good), "--max-pixels", "700"], "784 pixels, over the limit of 700"),
+             ([tflite, str(good), "-k", "0"], "-k 0: must be between 1 and 5"),
+             ([tflite, str(good), "-k", "-1"], "-k -1: must be between 1 and 5"),
+             ([tflite, str(good), "-k", "6"], "-k 6: must be between 1 and 5")]
     for args, message in cases:
         assert cli.main(["predict", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_16_bit_and_float_images_predict_as_their_8_bit_originals(exported, images, tmp_path,
+                                                                    capsys):
+    """PIL's own conversion clips a 16-bit PNG to a few grey levels; predict scales it."""
+    root, _ = exported
+    raw = images[0][:3]
+    files = []
+    for i, img in enumerate(raw):
+        for kind, pixels in (("8", img), ("16", img.astype(np.uint16) * 257),
+                             ("f", img.astype(np.float32) / 255.0)):
+            files.append(tmp_path / f"{i}_{kind}.{'tiff' if kind == 'f' else 'png'}")
+            Image.fromarray(pixels).save(files[-1])
+    assert Image.open(files[1]).mode == "I;16" and Image.open(files[2]).mode == "F"
+    assert cli.main(["predict", str(root / "lenet5_float32.tflite"), *map(str, files)]) == 0
+    lines = [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    for i in range(len(raw)):
+        assert lines[3 * i] == lines[3 * i + 1] == lines[3 * i + 2]
 
 
 def test_pick_mobile_is_the_smallest_within_tolerance(tmp_path):

@@ -102,10 +102,27 @@ def test_folder_source_skips_bad_files_and_reports_why(tmp_path):
     assert np.bincount(raw.y_train).tolist() == [4, 5]
     reasons = {p.rsplit("/", 1)[-1]: why for p, why in raw.skipped}
     assert set(reasons) == {"truncated.jpg", "notes.txt", "empty"}
-    assert "unreadable image" in reasons["truncated.jpg"]
+    assert "not a readable image" in reasons["truncated.jpg"]
     assert "not an image file (.txt)" in reasons["notes.txt"]
     assert "no usable images" in reasons["empty"]
     assert load_folder(root, 16, 3).x_train.shape == (9, 16, 16, 3)
+
+
+def test_folder_images_16_bit_are_scaled_and_oversized_ones_skipped(tmp_path):
+    """A 16-bit PNG reads as its 8-bit original (PIL's conversion would clip it); a file over
+    data.max_pixels is skipped, listed with its size, before it is decoded."""
+    root = tmp_path / "imgs"
+    grey = np.random.default_rng(0).integers(0, 256, (20, 20), dtype=np.uint8)
+    for cls in ("eight", "sixteen"):
+        (root / cls).mkdir(parents=True)
+    Image.fromarray(grey).save(root / "eight" / "a.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(root / "sixteen" / "a.png")
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(root / "sixteen" / "big.png")
+    raw = load_folder(root, 20, 1, max_pixels=400)
+    np.testing.assert_array_equal(raw.x_train[0], raw.x_train[1])
+    assert raw.skipped == [(str(root / "sixteen" / "big.png"),
+                            "30x30 = 900 pixels, over the limit of 400 (raise data.max_pixels, "
+                            "or --max-pixels for predict)")]
 
 
 def test_folder_with_one_usable_class_fails_with_reason(tmp_path):

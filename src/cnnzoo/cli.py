@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cnnzoo import logs
+from cnnzoo.config import MAX_PIXELS
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -94,7 +95,8 @@ def _predict(args: argparse.Namespace) -> int:
     from cnnzoo.predict import PredictError, predict
 
     try:
-        results = predict(args.model, args.images, card=args.card, top_k=args.top_k)
+        results = predict(args.model, args.images, card=args.card, top_k=args.top_k,
+                          max_pixels=args.max_pixels)
     except PredictError as err:
         print(f"cnnzoo predict: {err}", file=sys.stderr)
         return 2
@@ -232,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                     "mobilenet_v2_int8.tflite")
     pr.add_argument("images", nargs="+")
     pr.add_argument("--card", help="model.json (default: beside the model, or exports/<name>/)")
-    pr.add_argument("-k", "--top-k", type=int, default=3)
+    pr.add_argument("-k", "--top-k", type=int, default=3, help="labels to print (1..classes)")
+    pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                    help="refuse larger images before decoding them (default %(default)s)")
     pr.set_defaults(func=_predict)
     st = sub.add_parser("stylize", help="neural style transfer (Gatys et al. 2016) of CONTENT in "
                         "the style of STYLE",

@@ -13,6 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = "params.yaml"
+# Images over this many pixels are refused before decoding (decompression bombs); camera photos
+# (up to ~100 MP) pass. `data.max_pixels` and `predict --max-pixels` change it.
+MAX_PIXELS = 100_000_000
 
 
 class ConfigError(ValueError):
@@ -78,6 +81,8 @@ class DataConfig(_Section):
     # How images of another size reach image_size: "pad" zero-pads smaller ones (LeNet-5's
     # 28 -> 32), "resize" rescales bilinearly. Folder images are always resized.
     fit: Literal["pad", "resize"] = "pad"
+    # Folder images over this many pixels are skipped (listed in skipped.txt) undecoded.
+    max_pixels: int = Field(MAX_PIXELS, ge=1)
     # Classes of each task: a list of class indices, or even / odd / all class indices.
     # Task B's few-shot images are always distinct from task A's, so "all" may serve both.
     task_a_classes: ClassSelector = "even"

@@ -9,11 +9,14 @@ zero-padded (`fit: pad`) or resized (`fit: resize`) to the model's input, scaled
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cnnzoo.config import MAX_PIXELS
 
 
 class PredictError(Exception):
@@ -47,19 +50,18 @@ def load_card(path: Path) -> dict:
     return card
 
 
-def load_image(path: str | Path, card: dict) -> np.ndarray:
+def load_image(path: str | Path, card: dict, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """One image file as the model's float32 (H, W, C) input in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from cnnzoo.data.images import ImageError, read_image
 
     inp = card["input"]
     height, width, channels = inp["shape"]
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-    except FileNotFoundError:
-        raise PredictError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise PredictError(f"{path}: not a readable image ({err})") from None
+        img = read_image(path, channels, max_pixels)
+    except ImageError as err:
+        raise PredictError(str(err)) from None
     h, w = inp.get("source_size", [height, width]) if inp.get("fit") == "pad" else (height, width)
     h, w = min(h, height), min(w, width)
     arr = np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
@@ -70,10 +72,25 @@ def load_image(path: str | Path, card: dict) -> np.ndarray:
     return out
 
 
-def load_model(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from one (H, W, C) float image to its logits."""
+def check_model_file(path: Path) -> None:
+    """Say what is wrong with `path` as a model file before anything tries to load it."""
+    if path.is_dir():
+        raise PredictError(f"{path}: is a folder, not a model file (.tflite or .keras)")
     if not path.is_file():
         raise PredictError(f"{path}: no such file")
+    if path.suffix not in (".tflite", ".keras"):
+        raise PredictError(f"{path}: expected a .tflite or .keras model file")
+    with path.open("rb") as f:
+        head = f.read(8)
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise PredictError(f"{path}: not a Keras model file (zip expected)")
+    if path.suffix == ".tflite" and head[4:8] != b"TFL3":
+        raise PredictError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+
+
+def load_model(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from one (H, W, C) float image to its logits."""
+    check_model_file(path)
     if path.suffix == ".tflite":
         from cnnzoo.export import LiteModel
 
@@ -92,7 +109,7 @@ def load_model(path: Path) -> Callable[[np.ndarray], np.ndarray]:
             raise PredictError(f"{path}: not a Keras model file ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
         return lambda img: net.predict(img[None], verbose=0)[0]
-    raise PredictError(f"{path}: expected a .tflite or .keras model file")
+    raise AssertionError(path)  # check_model_file allows only the two suffixes above
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -101,14 +118,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def predict(model: str | Path, images: Sequence[str | Path], *, card: str | Path | None = None,
-            top_k: int = 3) -> list[Prediction]:
+            top_k: int = 3, max_pixels: int = MAX_PIXELS) -> list[Prediction]:
     model = Path(model)
-    if not model.is_file():
-        raise PredictError(f"{model}: no such file")
+    check_model_file(model)
     info = load_card(find_card(model, card))
-    inputs = [load_image(p, info) for p in images]  # every image checked before the model loads
-    logits_of = load_model(model)
     names = info["classes"]
+    if not 1 <= top_k <= len(names):
+        raise PredictError(f"-k {top_k}: must be between 1 and {len(names)} (the model's "
+                           "classes)")
+    # Every image checked before the model loads.
+    inputs = [load_image(p, info, max_pixels) for p in images]
+    logits_of = load_model(model)
     out = []
     for path, x in zip(images, inputs, strict=True):
         try:

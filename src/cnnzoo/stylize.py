@@ -122,15 +122,13 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     """An RGB float image in [0, 1], its longer side resized to `size`."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            scale = size / max(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.LANCZOS)
-            return np.asarray(img, np.float32) / 255.0
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable image ({err})") from None
+    from cnnzoo.data.images import read_image
+
+    img = read_image(path, 3)  # an ImageError (ValueError) names the file and the problem
+    scale = size / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                     Image.LANCZOS)
+    return np.asarray(img, np.float32) / 255.0
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

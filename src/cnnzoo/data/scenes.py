@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import DataConfig, SegmentDataConfig
+from cnnzoo.data.images import read_image
 from cnnzoo.data.prepare import interleave
 from cnnzoo.data.sources import IMAGE_SUFFIXES, load_source
 from cnnzoo.files import atomic_path, write_json, write_npz
@@ -113,10 +114,8 @@ def _read_pair(image: Path, mask: Path, size: int, channels: int, n_classes: int
     from PIL import Image
 
     try:
-        with Image.open(image) as img:
-            img.load()
-            pixels = img.convert("L" if channels == 1 else "RGB")
-            shape = img.size
+        pixels = read_image(image, channels)
+        shape = pixels.size
         with Image.open(mask) as m:
             m.load()
             if m.mode not in ("L", "P", "I", "I;16"):

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.config import DataConfig
+from cnnzoo.config import MAX_PIXELS, DataConfig
 from cnnzoo.data.fetch import CIFAR10, CIFAR100, FASHION_MNIST, MNIST, DatasetSpec, fetch
 from cnnzoo.data.idx import parse_idx
+from cnnzoo.data.images import ImageError, read_image
 from cnnzoo.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -111,18 +112,16 @@ def load_cifar(name: str, cache_dir: Path) -> RawDataset:
 
 # -- folder ------------------------------------------------------------------------------------
 
-def _decode(path: Path, size: int, channels: int) -> np.ndarray:
+def _decode(path: Path, size: int, channels: int, max_pixels: int) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as img:
-        img.verify()  # catches truncated / corrupt files before decoding
-    with Image.open(path) as img:
-        img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
+    img = read_image(path, channels, max_pixels).resize((size, size), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
     return arr[..., None] if channels == 1 else arr
 
 
-def load_folder(path: str | Path, size: int, channels: int) -> RawDataset:
+def load_folder(path: str | Path, size: int, channels: int,
+                max_pixels: int = MAX_PIXELS) -> RawDataset:
     """One sub-folder per class; files that are not readable images are skipped with a reason."""
     root = Path(path)
     if not root.is_dir():
@@ -136,9 +135,9 @@ def load_folder(path: str | Path, size: int, channels: int) -> RawDataset:
                 skipped.append((str(f), f"not an image file ({f.suffix or 'no extension'})"))
                 continue
             try:
-                decoded.append(_decode(f, size, channels))
-            except Exception as err:  # noqa: BLE001 — PIL raises many types for bad files
-                skipped.append((str(f), f"unreadable image: {type(err).__name__}: {err}"))
+                decoded.append(_decode(f, size, channels, max_pixels))
+            except ImageError as err:
+                skipped.append((str(f), str(err).removeprefix(f"{f}: ")))
         if not decoded:
             skipped.append((str(class_dir), "class folder has no usable images; class dropped"))
             continue
@@ -182,5 +181,5 @@ def load_source(cfg: DataConfig, cache_dir: str | Path) -> RawDataset:
     if cfg.source in _CIFAR:
         return load_cifar(cfg.source, cache_dir)
     if cfg.source == "folder":
-        return load_folder(cfg.path, cfg.image_size, cfg.channels or 3)
+        return load_folder(cfg.path, cfg.image_size, cfg.channels or 3, cfg.max_pixels)
     return load_tfds(cfg.source.removeprefix("tfds:"), cache_dir / "tfds")

@@ -195,9 +195,9 @@ def gate_and_write(out: str, metrics: str, files: dict[str, bytes], result: dict
     card = {**card,
             "variants": {v: {"file": f"{name}_{v}.tflite", "size_bytes": len(c),
                              metric: result[v][metric]} for v, c in files.items()},
-            f"keras_{metric}": result[f"keras_{metric}"], "mlflow_run_id": run.run_id}
+            f"keras_{metric}": result[f"keras_{metric}"]}
     write_export(out, files, card, run, labels=labels)
-    write_json(metrics, {**result, "mlflow_run_id": run.run_id})
+    write_json(metrics, result)
 
 
 def write_export(out: str, files: dict[str, bytes], card: dict, run,

@@ -79,11 +79,9 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         run.log_metrics(_flat_metrics(result))
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
-        write_export(out, files, model_card(arch, meta, params, result, files, run_id=run.run_id),
-                     run, labels=names)
-        # A pyfunc model holding the files, for the report to register the best one (@mobile).
-        model_uri = run.log_tflite_model(out)
-        write_json(metrics, {**result, "mlflow_run_id": run.run_id, "mlflow_model_uri": model_uri})
+        # No MLflow run ids in what DVC hashes: the same model must give the same bytes.
+        write_export(out, files, model_card(arch, meta, params, result, files), run, labels=names)
+        write_json(metrics, result)
     log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)",
              arch, cfg.max_drop, result["keras_accuracy"], result["int8_size_ratio"],
              result["int8_scales"].replace("_", "-"))
@@ -99,11 +97,11 @@ def _flat_metrics(result: dict) -> dict[str, float]:
     return flat
 
 
-def model_card(arch: str, meta: dict, params: Params, result: dict, files: dict[str, bytes],
-               run_id: str | None) -> dict:
-    """model.json: what an app needs to feed the .tflite files (and `cnnzoo predict` reads)."""
+def model_card(arch: str, meta: dict, params: Params, result: dict,
+               files: dict[str, bytes]) -> dict:
+    """model.json: what an app needs to feed the .tflite files (and `cnnzoo predict` reads).
+    Only what the files depend on: the MLflow run and the git commit are the run's tags."""
     from cnnzoo.export import LiteModel
-    from cnnzoo.tracking import git_commit
 
     shape = meta["image_shape"]
     variants = {}
@@ -133,12 +131,10 @@ def model_card(arch: str, meta: dict, params: Params, result: dict, files: dict[
         "variants": variants,
         "keras_accuracy": result["keras_accuracy"],
         "test_images": result["test_images"],
-        "mlflow_run_id": run_id,
-        "source_commit": git_commit(),
     }
 
 
-def report(params: Params, *, metrics_dir: str, md: str, csv: str, figure: str,
+def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str, figure: str,
            sizes_csv: str) -> None:
     """The leaderboard (table and figure), the mobile-export table and, once `make sizes` has
     run, the canonical deployment sizes; registers the model to ship to phones as
@@ -151,7 +147,9 @@ def report(params: Params, *, metrics_dir: str, md: str, csv: str, figure: str,
     pick = rep.pick_mobile(archs, metrics, params.export.max_drop)
     with stage_run("report", None, experiment=params.base.experiment,
                    params={"archs": archs}, tags=experiment_tags(params)) as run:
-        uri = read_json(metrics / "export" / f"{pick}.json").get("mlflow_model_uri")
+        # The export folder on disk, logged here: the very files this report ranks (an export
+        # restored from DVC's cache may have no run in this MLflow store).
+        uri = run.log_tflite_model(Path(exports) / pick)
         version = run.register(uri, MOBILE_MODEL, "mobile") if uri else None
         if version:
             log.info("registered %s as %s version %s, alias @mobile", pick, MOBILE_MODEL, version)
