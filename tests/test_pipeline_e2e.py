@@ -372,6 +372,84 @@ def test_a_stage_killed_mid_epoch_resumes_to_the_same_metrics(project, tmp_path)
         assert repro(root, env, "--single-item", "pretrain@lenet5").returncode == 0
 
 
+def _kill_after_a_backup(root, env, stage: str, run_name: str) -> Path:
+    """Start `dvc repro --force` of `stage`, SIGKILL dvc and the stage once its backup exists
+    (CNNZOO_BACKUP_EVERY_S=0 in `env`), and return the backup's folder."""
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "--single-item",
+                             stage], cwd=root, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (found := list(root.glob(f".cache/backup/{run_name}-*/state/"
+                                       "training_metadata.json"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "no backup was taken"
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return found[0].parent.parent
+
+
+def test_a_backup_made_on_other_data_is_discarded_not_resumed(project, tmp_path):
+    """Kill pretrain@lenet5 after a backup, change the augmentation and rerun `augment`: the
+    stage then discards the backup, saying which input changed, and writes the very bytes of an
+    uninterrupted run on the new data (model, metrics, history). A killed run's backup whose
+    params come back, so that DVC restores the outputs from its run cache without running our
+    code, is removed by `cnnzoo run`, not left for a later run to resume."""
+    root, env = project
+    outs = [root / "models/pretrain/lenet5.keras", root / "metrics/pretrain/lenet5.json",
+            root / "plots/pretrain/lenet5.csv"]
+    if not outs[1].is_file():
+        pytest.fail("needs the end-to-end run's outputs (test_dvc_repro_end_to_end failed)")
+    trained = [p.read_bytes() for p in outs]
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'stale.db'}",
+           "CNNZOO_BACKUP_EVERY_S": "0"}
+    original = (root / "params.yaml").read_text()
+    try:
+        backup = _kill_after_a_backup(root, env, "pretrain@lenet5", "pretrain-lenet5")
+        params = yaml.safe_load(original)
+        params["augment"]["crop_padding"] = 3  # new augmented copies
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+        assert repro(root, env, "--single-item", "augment").returncode == 0
+        out = repro(root, env, "--single-item", "pretrain@lenet5")
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"discarding the backup in {backup.relative_to(root)}: input data/augment " \
+            "changed" in out.stderr
+        assert "resuming" not in out.stderr
+        on_new_data = [p.read_bytes() for p in outs]
+        assert on_new_data[1] != trained[1]
+        out = repro(root, env, "--single-item", "--force", "pretrain@lenet5")  # uninterrupted
+        assert out.returncode == 0 and "discarding" not in out.stderr
+        assert [p.read_bytes() for p in outs] == on_new_data
+
+        (root / "params.yaml").write_text(original)
+        assert repro(root, env, "--single-item", "augment").returncode == 0  # from the cache
+        backup = _kill_after_a_backup(root, env, "pretrain@lenet5", "pretrain-lenet5")
+        out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "run", "--single-item",
+                              "pretrain@lenet5"], cwd=root, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "is cached - skipping run" in out.stdout + out.stderr  # no code of ours ran
+        assert not backup.exists() and not list(root.glob(".cache/backup/*"))
+        assert [p.read_bytes() for p in outs] == trained
+    finally:
+        (root / "params.yaml").write_text(original)
+        assert repro(root, env, "--single-item", "augment", "pretrain@lenet5").returncode == 0
+
+
+def test_rerunning_under_another_hash_seed_leaves_dvc_status_clean(project):
+    """`augment` and a training stage rerun from scratch under two PYTHONHASHSEEDs write the
+    same bytes (TFRecords, .keras, JSON, CSV, PNG), so nothing downstream goes out of date."""
+    root, env = project
+    if not (root / "metrics/pretrain/lenet5.json").is_file():
+        pytest.fail("needs the end-to-end run's outputs (test_dvc_repro_end_to_end failed)")
+    for seed in ("1", "3"):  # protobuf orders map keys differently under these two
+        out = repro(root, {**env, "PYTHONHASHSEED": seed}, "--force", "--single-item", "augment",
+                    "pretrain@lenet5")
+        assert out.returncode == 0, out.stderr[-3000:]
+        status = subprocess.run([sys.executable, "-m", "dvc", "status", "--with-deps", "report"],
+                                cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert "Data and pipelines are up to date" in status.stdout, status.stdout[-3000:]
+
+
 def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(project, tmp_path):
     """`dvc push` to a local-directory remote (the README's set-up, with a folder for the S3/SSH
     URL), `git clone`, `dvc pull`: every stage of `make run` is up to date in the clone, so its

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from cnnzoo import warm
+from cnnzoo import backups, warm
 from cnnzoo.files import read_csv, read_json, write_json
 
 FAILURE_ENV = "CNNZOO_FAILURE_FILE"
@@ -156,6 +156,8 @@ def run_pipeline(dvc_args: list[str], root: str | Path = ".", summary: bool = Tr
                 returncode = proc.wait()
             except KeyboardInterrupt:  # Ctrl-C reached DVC too: let it stop its stage cleanly
                 returncode = proc.wait()
+        # Stages DVC restored from its run cache ran none of our code: their backups go here.
+        backups.prune_committed(root)
         seconds = time.monotonic() - start
         if timeline:
             _save_timeline(root / LAST_RUN, times, dvc_args, wall, seconds, returncode)
