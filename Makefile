@@ -56,11 +56,13 @@ ui: setup
 
 # A team's MLflow server: runs in a PostgreSQL cluster of its own (Debian's postgresql, on
 # loopback), artifacts in .cache/tracking/artifacts. Others then run
-# MLFLOW_TRACKING_URI=http://<this host>:$(PORT) make run  (HOST=0.0.0.0 to listen on the LAN).
+# MLFLOW_TRACKING_URI=http://<this host>:$(PORT) make run  (HOST=0.0.0.0 to listen on the LAN,
+# which needs credentials: CREDENTIALS=<KEY=value file> or the environment; AUTH=1 on loopback).
 HOST ?= 127.0.0.1
 tracking-server: setup
 	@bash scripts/install-postgres.sh
-	$(BIN)/python -m cnnzoo.tracking_server --host $(HOST) --port $(PORT)
+	$(BIN)/python -m cnnzoo.tracking_server --host $(HOST) --port $(PORT) \
+	  $(if $(AUTH),--auth) $(if $(CREDENTIALS),--credentials $(CREDENTIALS))
 
 # Input pipeline vs training step, then every architecture's training rate next to plain Keras'
 # model.fit and the machine's matmul rate (bench/results.md; QUICK=1: about 2 minutes).

@@ -32,9 +32,15 @@ write_shards(x, y, AugmentConfig(copies=2), 3, out, "a_train")  # TFRecords
 write_npz(out / "split.npz", x=x, y=y)  # prepared splits and scenes
 import keras
 
+from cnnzoo.export import convert_all
+
 keras.utils.set_random_seed(0)
 for arch in ("lenet5", "mobilenet_v2"):  # shared objects in the config: ids to renumber
-    save_model(create_model(arch, input_shape=(32, 32, 1), num_classes=4), out / f"{arch}.keras")
+    model = create_model(arch, input_shape=(32, 32, 1), num_classes=4)
+    save_model(model, out / f"{arch}.keras")
+calibration = (x[:8] / 255.0).astype(np.float32)
+for variant, content in convert_all(model, ["float32", "int8"], calibration).items():
+    (out / f"{variant}.tflite").write_bytes(content)
 write_json(out / "metrics.json", {"z": 0.1 + 0.2, "a": {"b": [1, 2.5e-7]}, "set": sorted({"q", "p"})})
 write_text(out / "table.csv", csv_text([{"arch": "lenet5", "accuracy": 1 / 3}], ["arch", "accuracy"]))
 augmentation_grid(x[:4] / 255.0, [x[4:8] / 255.0], out / "preview.png")  # matplotlib PNG
@@ -58,7 +64,7 @@ def test_every_writer_gives_the_same_bytes_in_another_process(tmp_path):
     names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
     assert {"a_train-000.tfrecord", "split.npz", "lenet5.keras", "mobilenet_v2.keras",
-            "metrics.json", "table.csv", "preview.png"} <= set(names)
+            "metrics.json", "table.csv", "preview.png", "int8.tflite"} <= set(names)
     differ = [n for n in names if (first / n).read_bytes() != (second / n).read_bytes()]
     assert not differ, f"new bytes from the same data: {differ}"
 

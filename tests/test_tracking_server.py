@@ -5,13 +5,16 @@ the same pipeline still finishes, writes its DVC outputs and names the runs it c
 PostgreSQL comes from Debian's package (scripts/install-postgres.sh, run by `make test`); where
 it could not be installed the module skips, saying so."""
 
+import base64
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -44,23 +47,22 @@ def _post(base: str, path: str, body: dict) -> dict:
         return json.loads(resp.read())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _serve(tmp, *extra: str, env: dict | None = None):
     """`python -m cnnzoo.tracking_server` (what `make tracking-server` runs) on free ports, with
-    its cluster where the `postgres` user can reach it; stopped and removed afterwards."""
+    its cluster where the `postgres` user can reach it; yields its state, then stops it and
+    removes the cluster."""
     try:
         tracking_server.pg_tool("pg_ctl")
     except FileNotFoundError as err:
         pytest.skip(str(err))
     if data_source() is None:
         pytest.skip("Fashion-MNIST not available offline (see tests/test_pipeline_e2e.py)")
-    tmp = tmp_path_factory.mktemp("tracking")
     data = tracking_server.default_data_dir(tmp)  # as root: under /var/lib/postgresql
     port, pg_port = _free_port(), _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnzoo.tracking_server", "--port", str(port), "--pg-port",
-         str(pg_port), "--data", str(data), "--artifacts", str(tmp / "artifacts")],
-        cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         str(pg_port), "--data", str(data), "--artifacts", str(tmp / "artifacts"), *extra],
+        cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -73,13 +75,16 @@ def server(tmp_path_factory):
                 shutil.rmtree(data, ignore_errors=True)
                 pytest.fail(f"tracking server did not start: {proc.communicate()[0][-3000:]}")
             time.sleep(0.5)
-    state = {"proc": proc, "base": base, "pg": tracking_server.Postgres(data, pg_port),
-             "tmp": tmp}
-    yield state
+    yield {"proc": proc, "base": base, "pg": tracking_server.Postgres(data, pg_port), "tmp": tmp}
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
     shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from _serve(tmp_path_factory.mktemp("tracking"))
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +151,80 @@ def test_with_the_server_down_training_finishes_and_says_what_was_not_tracked(se
     assert metrics.is_file() and (root / "models/pretrain/lenet5.keras").is_file()
     assert "MLflow run pretrain-lenet5 not tracked: server http://127.0.0.1:" in text
     assert "MLflow did not record 1 run(s): pretrain-lenet5" in out.stdout
+
+
+CREDENTIALS = {"MLFLOW_TRACKING_USERNAME": "team", "MLFLOW_TRACKING_PASSWORD": "s3cret-for-tests",
+               "CNNZOO_PG_PASSWORD": "pg-s3cret-for-tests"}
+
+
+def _without_credentials() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
+
+
+def test_off_loopback_without_credentials_the_server_refuses_to_start(tmp_path):
+    """`make tracking-server HOST=0.0.0.0` with no credentials: one line, exit 2, and nothing
+    started (no PostgreSQL cluster, no port bound); a credentials file others can read is
+    refused the same way."""
+    data = tmp_path / "pg"
+    cmd = [sys.executable, "-m", "cnnzoo.tracking_server", "--host", "0.0.0.0", "--port",
+           str(_free_port()), "--data", str(data)]
+    out = subprocess.run(cmd, cwd=tmp_path, env=_without_credentials(), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) == 1 and "serving on 0.0.0.0 (off loopback) needs authentication" in lines[0]
+    assert "MLFLOW_TRACKING_PASSWORD" in lines[0] and not data.exists()
+    loose = tmp_path / "credentials"
+    loose.write_text("".join(f"{k}={v}\n" for k, v in CREDENTIALS.items()))
+    loose.chmod(0o644)
+    out = subprocess.run([*cmd, "--credentials", str(loose)], cwd=tmp_path,
+                         env=_without_credentials(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and f"chmod 600 {loose}" in out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tracking-auth")
+    creds = tmp / "credentials"
+    creds.write_text("".join(f"{k}={v}\n" for k, v in CREDENTIALS.items()))
+    creds.chmod(0o600)
+    yield from _serve(tmp, "--auth", "--credentials", str(creds), env=_without_credentials())
+
+
+def test_with_auth_strangers_get_401_and_the_team_tracks_a_stage(auth_server, project):
+    base, pg = auth_server["base"], auth_server["pg"]
+    search = f"{base}/api/2.0/mlflow/experiments/search?max_results=10"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(search, timeout=30)
+    assert refused.value.code == 401
+    wrong = urllib.request.Request(search, headers={"Authorization": "Basic " + base64.b64encode(
+        b"team:wrong").decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(wrong, timeout=30)
+    assert refused.value.code == 401
+
+    root, env = project
+    env = {**env, **CREDENTIALS, "MLFLOW_TRACKING_URI": base}
+    out = _run(root, env, "--force", "--single-item")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "did not record" not in out.stdout + out.stderr
+    token = base64.b64encode(b"team:" + CREDENTIALS["MLFLOW_TRACKING_PASSWORD"].encode()).decode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Basic {token}"}
+    req = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/get-by-name?"
+                                 "experiment_name=cnnzoo", headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        exp_id = json.loads(resp.read())["experiment"]["experiment_id"]
+    req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search",
+                                 json.dumps({"experiment_ids": [exp_id]}).encode(), headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        runs = json.loads(resp.read())["runs"]
+    assert [r["info"]["status"] for r in runs if r["info"]["run_name"] == "pretrain-lenet5"] \
+        == ["FINISHED"]
+
+    # PostgreSQL asks for its password too (scram-sha-256), even on loopback.
+    import psycopg2
+
+    with pytest.raises(psycopg2.OperationalError, match="password"):
+        psycopg2.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname=pg.db)
+    psycopg2.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname=pg.db,
+                     password=CREDENTIALS["CNNZOO_PG_PASSWORD"]).close()

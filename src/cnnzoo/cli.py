@@ -40,7 +40,9 @@ def _load_params(path: str):
     from cnnzoo import config
 
     try:
-        return config.load(path)
+        # Validating architecture names imports Keras: TensorFlow's C++ start-up lines are noise.
+        with logs.native_output("TensorFlow import"):
+            return config.load(path)
     except config.ConfigError as err:
         print(err, file=sys.stderr)
         return None

@@ -35,13 +35,14 @@ def measure(name: str, cfg: SizesConfig, seed: int = 0) -> dict:
 
     from cnnzoo import export as exporter
     from cnnzoo.models import create_model
+    from cnnzoo.train import save_model
 
     keras.utils.set_random_seed(seed)
     shape = (cfg.input_size, cfg.input_size, cfg.channels)
     model = create_model(name, input_shape=shape, num_classes=cfg.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.keras"
-        model.save(path)
+        save_model(model, path)  # the pipeline's own .keras files, byte for byte
         keras_bytes = path.stat().st_size
     rep = np.random.default_rng(seed).random((CALIBRATION_IMAGES, *shape), dtype=np.float32)
     files = exporter.convert_all(model, ["float32", "float16", "int8"], rep, per_channel=True)

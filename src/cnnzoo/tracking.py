@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from cnnzoo.logs import native_output
 from cnnzoo.runner import UNTRACKED_ENV  # `cnnzoo run` lists these runs in its summary
 
 log = logging.getLogger(__name__)
@@ -181,10 +182,12 @@ class Run:
                 Schema([ColSpec("float", name) for name in card["classes"]]))
             # pyfunc logging copies the artifacts with a progress bar per file: not for a log.
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            return mlflow.pyfunc.log_model(
-                name="mobile", python_model=str(Path(__file__).with_name("litert_pyfunc.py")),
-                artifacts=artifacts, pip_requirements=reqs, signature=signature,
-                input_example=np.zeros((1, *card["input"]["shape"]), np.float32)).model_uri
+            # MLflow runs the input example through LiteRT, whose C++ side announces XNNPACK.
+            with native_output("LiteRT interpreter (MLflow's input example)"):
+                return mlflow.pyfunc.log_model(
+                    name="mobile", python_model=str(Path(__file__).with_name("litert_pyfunc.py")),
+                    artifacts=artifacts, pip_requirements=reqs, signature=signature,
+                    input_example=np.zeros((1, *card["input"]["shape"]), np.float32)).model_uri
 
         return self._guard("log_tflite_model", _log)
 

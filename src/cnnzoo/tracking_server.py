@@ -1,11 +1,14 @@
 """`make tracking-server`: one MLflow tracking server for a team, its runs in PostgreSQL.
 
 The backend store is a real PostgreSQL cluster of its own (Debian's `postgresql`, installed by
-scripts/install-postgres.sh), listening on loopback only with trust authentication: put it behind
-your network's access control, or give the `postgres` role a password, before others reach it.
-Artifacts go to a local folder that the server proxies (`--artifacts-destination`), so clients
-upload over HTTP and need no access to the server's disk. Point the pipeline at it with
-`MLFLOW_TRACKING_URI=http://<host>:<port> make run`.
+scripts/install-postgres.sh), listening on loopback only. Off loopback (`--host 0.0.0.0`) the
+server lets no one in unasked: MLflow runs its basic-auth app (every request but /health needs a
+user and password) and PostgreSQL a password (scram-sha-256), both from a credentials file or
+the environment (`Credentials`), never from params.yaml or git; without them it refuses to
+start. `--auth` turns the same on for loopback. Artifacts go to a local folder that the server
+proxies (`--artifacts-destination`), so clients upload over HTTP and need no access to the
+server's disk. Point the pipeline at it with `MLFLOW_TRACKING_URI=http://<host>:<port> make run`
+(and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD when it asks for them).
 
 As root (PostgreSQL refuses to run as root) the cluster runs as the `postgres` user, in a folder
 that user can reach: /var/lib/postgresql/cnnzoo-<project digest> unless --data says otherwise.
@@ -27,6 +30,41 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "run scripts/install-postgres.sh (Debian: sudo apt-get install postgresql)"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# What the credentials file (KEY=value lines) or the environment must give: MLflow's clients read
+# the first two themselves, so a user exports the same names to track on the server.
+CREDENTIAL_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "CNNZOO_PG_PASSWORD")
+
+
+class CredentialsError(ValueError):
+    """Authentication is required but its credentials are missing or unsafe."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    pg_password: str
+
+    @classmethod
+    def load(cls, path: Path | None) -> Credentials:
+        """From `path` (KEY=value lines, readable by its owner only) over the environment."""
+        values = {k: os.environ.get(k, "") for k in CREDENTIAL_KEYS}
+        if path is not None:
+            if not path.is_file():
+                raise CredentialsError(f"credentials file {path} not found")
+            if path.stat().st_mode & 0o077:
+                raise CredentialsError(f"credentials file {path} is readable by others: "
+                                       f"chmod 600 {path}")
+            for line in path.read_text().splitlines():
+                key, sep, value = line.strip().partition("=")
+                if sep and key.strip() in CREDENTIAL_KEYS:
+                    values[key.strip()] = value.strip()
+        missing = [k for k in CREDENTIAL_KEYS if not values[k]]
+        if missing:
+            raise CredentialsError(f"no {', '.join(missing)}: set them in the environment or in a"
+                                   " file passed with --credentials (KEY=value lines, chmod 600)")
+        return cls(*(values[k] for k in CREDENTIAL_KEYS))
 
 
 def pg_tool(name: str) -> str:
@@ -58,6 +96,7 @@ class Postgres:
     data: Path
     port: int
     db: str = "mlflow"
+    password: str | None = None  # set: the role needs it (scram-sha-256); None: trust
 
     @property
     def uri(self) -> str:
@@ -85,6 +124,9 @@ class Postgres:
             log.info("creating a PostgreSQL cluster in %s", self.data)
             self._run("initdb", "-D", str(self.data), "-U", "postgres",
                       "--auth=trust", "-E", "UTF8", "--no-instructions")
+        # Trust while the server starts (it listens on loopback only), so that the role's
+        # password can be set, then passwords only: `reload` applies the new rules.
+        self._write_hba("trust")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "server.log"),
                   "-w", "-t", "60", "-o",
                   f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data}", "start")
@@ -98,19 +140,48 @@ class Postgres:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.db,))
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{self.db}"')
+                cur.execute("ALTER ROLE postgres PASSWORD %s", (self.password,))  # None: none
         finally:
             conn.close()
-        log.info("PostgreSQL on 127.0.0.1:%d (data %s)", self.port, self.data)
+        if self.password:
+            self._write_hba("scram-sha-256")
+            self._run("pg_ctl", "-D", str(self.data), "reload")
+        log.info("PostgreSQL on 127.0.0.1:%d (data %s, %s)", self.port, self.data,
+                 "password required" if self.password else "trust: loopback only")
+
+    def _write_hba(self, method: str) -> None:
+        hba = self.data / "pg_hba.conf"
+        hba.write_text("# written by cnnzoo.tracking_server at each start\n" + "".join(
+            f"{kind:<6} all all {addr:<14} {method}\n"
+            for kind, addr in (("local", ""), ("host", "127.0.0.1/32"), ("host", "::1/128"))))
+        if _is_root():
+            shutil.chown(hba, "postgres", "postgres")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
 
-def server_command(backend_uri: str, artifacts: Path, host: str, port: int) -> list[str]:
-    """The MLflow tracking server over `backend_uri`, proxying artifacts stored in `artifacts`."""
+def server_command(backend_uri: str, artifacts: Path, host: str, port: int,
+                   auth: bool = False) -> list[str]:
+    """The MLflow tracking server over `backend_uri`, proxying artifacts stored in `artifacts`;
+    with `auth`, behind MLflow's basic-auth app."""
     return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
             "--artifacts-destination", str(artifacts.resolve()), "--host", host,
-            "--port", str(port), "--workers", "1"]
+            "--port", str(port), "--workers", "1", *(["--app-name", "basic-auth"] if auth else [])]
+
+
+def auth_env(creds: Credentials, folder: Path) -> dict[str, str]:
+    """The server's environment for basic auth: its config file (users in a SQLite store in
+    `folder`; the admin is created from `creds` on first start, later changes go through
+    MLflow's update-password API) and the passwords, which stay out of every command line."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = folder / "basic_auth.ini"
+    config.write_text("[mlflow]\ndefault_permission = READ\n"
+                      f"database_uri = sqlite:///{(folder / 'users.db').resolve()}\n"
+                      f"admin_username = {creds.username}\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config.resolve()),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": creds.password, "PGPASSWORD": creds.pg_password}
 
 
 def _interrupt(signum, frame) -> None:
@@ -128,22 +199,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL's port (loopback)")
     p.add_argument("--data", type=Path, help="PostgreSQL's data folder")
     p.add_argument("--artifacts", type=Path, default=Path(".cache/tracking/artifacts"))
+    p.add_argument("--auth", action="store_true",
+                   help="require users and passwords on loopback too (always off loopback)")
+    p.add_argument("--credentials", type=Path,
+                   help="KEY=value file (chmod 600) with " + ", ".join(CREDENTIAL_KEYS) +
+                   " (default: the environment)")
     args = p.parse_args(argv)
+    auth = args.auth or args.host not in LOOPBACK
+    creds = None
+    if auth:
+        try:
+            creds = Credentials.load(args.credentials)
+        except CredentialsError as err:
+            why = "--auth" if args.host in LOOPBACK else f"serving on {args.host} (off loopback)"
+            log.error("tracking server not started: %s needs authentication: %s", why, err)
+            return 2
     try:
-        pg = Postgres(args.data or default_data_dir(Path.cwd()), args.pg_port)
+        pg = Postgres(args.data or default_data_dir(Path.cwd()), args.pg_port,
+                      password=creds.pg_password if creds else None)
         pg.start()
     except (FileNotFoundError, RuntimeError, OSError) as err:
         log.error("tracking server not started: %s", err)
         return 1
     args.artifacts.mkdir(parents=True, exist_ok=True)
-    log.info("MLflow tracking server on http://%s:%d (runs in %s, artifacts in %s); use it with "
-             "MLFLOW_TRACKING_URI=http://%s:%d make run", args.host, args.port, pg.uri,
-             args.artifacts, args.host, args.port)
+    env = {**os.environ, **(auth_env(creds, args.artifacts.parent / "auth") if creds else {})}
+    log.info("MLflow tracking server on http://%s:%d (runs in %s, artifacts in %s, %s); use it "
+             "with MLFLOW_TRACKING_URI=http://%s:%d make run", args.host, args.port, pg.uri,
+             args.artifacts, f"users: basic auth, admin {creds.username}" if creds else
+             "no authentication: loopback only", args.host, args.port)
     # SIGTERM (a service manager, a test) ends the server like Ctrl-C: MLflow first, then
     # PostgreSQL, so no cluster is left running without its server.
     signal.signal(signal.SIGTERM, _interrupt)
     # Its own process group: MLflow serves from a child process (uvicorn) that must end with it.
-    server = subprocess.Popen(server_command(pg.uri, args.artifacts, args.host, args.port),
+    server = subprocess.Popen(server_command(pg.uri, args.artifacts, args.host, args.port,
+                                             auth=creds is not None), env=env,
                               start_new_session=True)
     try:
         return server.wait()
