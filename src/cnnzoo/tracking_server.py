@@ -173,15 +173,24 @@ def server_command(backend_uri: str, artifacts: Path, host: str, port: int,
 def auth_env(creds: Credentials, folder: Path) -> dict[str, str]:
     """The server's environment for basic auth: its config file (users in a SQLite store in
     `folder`; the admin is created from `creds` on first start, later changes go through
-    MLflow's update-password API) and the passwords, which stay out of every command line."""
+    MLflow's update-password API), the passwords, which stay out of every command line, and the
+    key that signs the auth app's CSRF tokens (made once, kept in `folder`)."""
+    import secrets
+
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = folder / "secret_key"
+    if not key.is_file():
+        key.touch(mode=0o600)
+        key.write_text(secrets.token_hex(32))
     config = folder / "basic_auth.ini"
     config.write_text("[mlflow]\ndefault_permission = READ\n"
                       f"database_uri = sqlite:///{(folder / 'users.db').resolve()}\n"
                       f"admin_username = {creds.username}\n"
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     return {"MLFLOW_AUTH_CONFIG_PATH": str(config.resolve()),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": creds.password, "PGPASSWORD": creds.pg_password}
+            "MLFLOW_AUTH_ADMIN_PASSWORD": creds.password, "PGPASSWORD": creds.pg_password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+            or key.read_text().strip()}
 
 
 def _interrupt(signum, frame) -> None:
