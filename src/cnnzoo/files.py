@@ -80,9 +80,10 @@ def csv_text(rows: list[dict], fields) -> str:
     return buf.getvalue()
 
 
-def _zip_member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+def _zip_member(archive: zipfile.ZipFile, name: str, data: bytes,
+                compression: int = zipfile.ZIP_DEFLATED) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = compression
     info.external_attr = 0o644 << 16
     archive.writestr(info, data)
 
@@ -100,12 +101,13 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 def rewrite_zip(path: str | os.PathLike,
                 transform: Callable[[str, bytes], bytes] = lambda name, data: data) -> None:
     """Rewrite the zip archive at `path` in place (atomically) with every member dated
-    `ZIP_EPOCH`, in the same order, its content passed through `transform(name, data)`."""
+    `ZIP_EPOCH`, in the same order and compression, its content passed through
+    `transform(name, data)`."""
     with zipfile.ZipFile(path) as src:
-        members = [(info.filename, src.read(info)) for info in src.infolist()]
+        members = [(info, src.read(info)) for info in src.infolist()]
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
-        for name, data in members:
-            _zip_member(archive, name, transform(name, data))
+        for info, data in members:
+            _zip_member(archive, info.filename, transform(info.filename, data), info.compress_type)
 
 
 def file_digest(path: str | os.PathLike) -> str:
