@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep test ui tracking-server bench lint clean docs-images
+.PHONY: setup run sizes sweep promote test ui tracking-server bench lint clean docs-images
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -35,6 +35,12 @@ sizes: setup
 LABELS ?= 5 20 100 1000
 sweep: setup
 	@$(BIN)/cnnzoo sweep --labels $(LABELS)
+
+# Ship ARCH's export in the workspace (e.g. after `dvc exp apply <experiment>`): a new version of
+# cnnzoo-mobile, tagged with its data and metrics, and the @mobile alias. Experiments never do this.
+promote: setup
+	@test -n "$(ARCH)" || { echo "usage: make promote ARCH=<architecture>"; exit 2; }
+	@$(BIN)/cnnzoo promote $(ARCH)
 
 # The browser test's Chromium and ChromeDriver come from Debian's packages where apt can install
 # them (scripts/install-browser.sh); the tracking-server test's PostgreSQL likewise (each test skips,

@@ -17,4 +17,6 @@ p.add_argument("--csv", required=True)
 p.add_argument("--figure", required=True, help="accuracy vs MACs and vs int8 size (PNG)")
 p.add_argument("--sizes", dest="sizes_csv", required=True,
                help="the sizes stage's CSV, included when present (not a DVC dependency)")
-run_stage(report, **vars(p.parse_args()))
+p.add_argument("--headline", required=True, help="the headline metrics (JSON) DVC compares")
+args = vars(p.parse_args())
+run_stage(report, params_file=args["params"], **args)

@@ -96,11 +96,37 @@ def test_data_source_validation():
     with pytest.raises(config.ConfigError, match="needs data.path"):
         config.parse(raw)
     raw["data"]["path"] = "data/images"
+    # A class folder has no scenes: `check` names the keys to change before any training.
+    with pytest.raises(config.ConfigError, match=r"^params is invalid: data.source 'folder' is a "
+                       r"class folder.*pipelines.segment: \[\] and pipelines.detect: \[\]"):
+        config.parse(raw)
+    raw["pipelines"] = {"segment": [], "detect": []}
+    assert config.parse(raw).pipelines.selected() == ["classify", "verify"]
     assert config.parse(raw).data.path == "data/images"
     raw["data"]["path"] = str(Path.cwd() / "data" / "images")  # absolute, inside the project
     assert config.parse(raw).data.path == raw["data"]["path"]
     raw["augment"]["effect_arch"] = "nopenet"
     with pytest.raises(config.ConfigError, match="effect_arch.*nopenet"):
+        config.parse(raw)
+
+
+def test_pipelines_are_a_choice_checked_against_each_other():
+    raw = raw_params()
+    assert config.parse(raw).pipelines.selected() == ["classify", "segment", "detect", "verify"]
+    raw["pipelines"] = {"segment": [], "detect": ["yolo_v1"]}
+    with pytest.raises(config.ConfigError, match="pipelines.detect needs the scenes"):
+        config.parse(raw)
+    raw["pipelines"] = {"segment": ["unet"], "detect": ["yolo"]}
+    with pytest.raises(config.ConfigError, match=r"pipelines.detect: \['yolo'\] is not \[\] or "
+                       r"\[yolo_v1\]"):
+        config.parse(raw)
+    # A backbone outside base.archs matters only when its pipeline runs.
+    raw["pipelines"] = {"segment": ["unet"], "detect": [], "verify": []}
+    raw["base"]["archs"] = ["lenet5"]
+    raw["detect"]["backbone"] = raw["verify"]["backbone"] = "resnet20"
+    assert config.parse(raw).pipelines.selected() == ["classify", "segment"]
+    raw["pipelines"]["verify"] = ["siamese"]
+    with pytest.raises(config.ConfigError, match="verify.init 'pretrain'.*resnet20"):
         config.parse(raw)
 
 

@@ -15,6 +15,7 @@ from tests.conftest import ROOT, copy_project
 def test_failed_stage_is_named_on_the_last_line(tmp_path):
     params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
     params["data"].update(source="folder", path="data/no-such-folder")
+    params["pipelines"].update(segment=[], detect=[])
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(params))
     root, env = copy_project(tmp_path / "project", params=tmp_path / "bad.yaml")
     out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "run"], cwd=root, env=env,

@@ -108,6 +108,42 @@ def test_folder_source_skips_bad_files_and_reports_why(tmp_path):
     assert load_folder(root, 16, 3).x_train.shape == (9, 16, 16, 3)
 
 
+def _folder(root, images: dict[str, list[np.ndarray]]):
+    for cls, arrays in images.items():
+        (root / cls).mkdir(parents=True)
+        for i, a in enumerate(arrays):
+            Image.fromarray(a).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_folder_keeps_its_own_channels_and_pads_as_params_say(tmp_path):
+    """data.channels null keeps a grey folder grey (1 channel) and a folder with any colour image
+    RGB; data.fit pad centres 24-px images in 32 px unscaled, resize scales them; larger images
+    shrink (aspect kept) before padding."""
+    rng = np.random.default_rng(0)
+    grey = [rng.integers(1, 256, (24, 24), dtype=np.uint8) for _ in range(2)]
+    root = _folder(tmp_path / "grey", {"a": grey, "b": [g[::-1] for g in grey]})
+    raw = load_folder(root, 32, None, "pad")
+    assert raw.x_train.shape == (4, 32, 32, 1) and raw.source_size == (24, 24)
+    np.testing.assert_array_equal(raw.x_train[0, 4:28, 4:28, 0], grey[0])
+    assert raw.x_train[0, :4].max() == 0 and raw.x_train[0, :, 28:].max() == 0
+    resized = load_folder(root, 32, None, "resize")
+    assert resized.x_train.shape == (4, 32, 32, 1) and resized.source_size is None
+    assert resized.x_train[0, :4].min() > 0  # scaled to fill the frame, no zero border
+
+    colour = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    mixed = _folder(tmp_path / "mixed", {"a": grey, "b": [colour]})
+    assert load_folder(mixed, 32, None).x_train.shape == (3, 32, 32, 3)
+    assert load_folder(mixed, 32, 1).x_train.shape == (3, 32, 32, 1)
+
+    odd = _folder(tmp_path / "odd", {"a": [rng.integers(0, 256, (50, 20), dtype=np.uint8)],
+                                     "b": [rng.integers(0, 256, (10, 30), dtype=np.uint8)]})
+    raw = load_folder(odd, 16, None, "pad")
+    assert raw.x_train.shape == (2, 16, 16, 1) and raw.source_size is None
+    tall = raw.x_train[0, :, :, 0]  # 50x20 -> 16x6, centred: columns 5..10 hold the image
+    assert tall[:, :5].max() == 0 and tall[:, 11:].max() == 0 and tall[:, 5:11].max() > 0
+
+
 def test_folder_images_16_bit_are_scaled_and_oversized_ones_skipped(tmp_path):
     """A 16-bit PNG reads as its 8-bit original (PIL's conversion would clip it); a file over
     data.max_pixels is skipped, listed with its size, before it is decoded."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 print("warm" if warm._in_launcher else "cold", sys.argv[1:], Path.cwd().name,
-      os.environ.get("STAGE_VALUE"), warm.ENV in os.environ)
+      os.environ.get("STAGE_VALUE"), warm.ENV in os.environ, os.getppid())
 if sys.argv[1] == "train":
     import keras
 
@@ -67,8 +67,7 @@ def _stage(tmp_path: Path, *args: str, env: dict | None = None, **kwargs):
 def test_stage_runs_in_the_launcher_with_the_callers_argv_cwd_env_and_streams(launcher, tmp_path):
     done = _stage(tmp_path, "hello", env=launcher)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == (
-        f"warm ['hello'] {tmp_path.name} from the caller False")
+    assert done.stdout.startswith(f"warm ['hello'] {tmp_path.name} from the caller False ")
 
 
 def test_forked_training_is_bit_identical_to_a_fresh_process(launcher, tmp_path):
@@ -120,3 +119,22 @@ def test_a_code_change_after_the_preload_runs_the_stage_cold(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("cold")
     assert "code changed during this run" in done.stderr
+
+
+def test_dvc_exp_run_stages_share_a_launcher_that_leaves_when_idle(tmp_path):
+    """Under `dvc exp run` (DVC_EXP_NAME set) the first stage starts the project's launcher and
+    the next stage is forked from the same one; it exits after CNNZOO_WARM_IDLE idle seconds."""
+    env = {"DVC_EXP_NAME": "exp-test", "CNNZOO_WARM_IDLE": "8"}
+    pids = []
+    for _ in range(2):
+        done = _stage(tmp_path, "hello", env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("warm")
+        pids.append(done.stdout.split()[-1])
+    assert pids[0] == pids[1]  # one launcher (the stages' parent) for both
+    sock = Path(warm.experiment_socket(str(tmp_path)))
+    assert sock.exists()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sock.exists():
+        time.sleep(1)
+    assert not sock.exists()  # it left, removing its socket

@@ -135,6 +135,29 @@ def _sizes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from cnnzoo import config, promote
+
+    logs.setup()
+    try:
+        with logs.native_output("TensorFlow import"):  # params validation imports Keras
+            version = promote.promote(args.arch, params_file=args.params)
+    except (FileNotFoundError, RuntimeError, config.ConfigError) as err:
+        print(f"cnnzoo promote: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.arch} ships: models:/{promote.MOBILE_MODEL}@{promote.ALIAS} is version {version}")
+    return 0
+
+
+def _sample_folder(args: argparse.Namespace) -> int:
+    from cnnzoo.data.samples import write_digits
+
+    n = write_digits(args.out)
+    print(f"{args.out}: {n} handwritten digits as 24x24 grey PNGs, one sub-folder per digit "
+          f"(data.source=folder, data.path={args.out})")
+    return 0
+
+
 def _tconv(args: argparse.Namespace) -> int:
     from cnnzoo.models import unet
 
@@ -258,6 +281,18 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--tv-weight", type=float, default=10.0)
     st.add_argument("--seed", type=int, default=0)
     st.set_defaults(func=_stylize)
+    sf = sub.add_parser("sample-folder", help="write a class folder of real images to try your "
+                        "own-data path on (scikit-learn's 1,797 handwritten digits)")
+    sf.add_argument("out", help="the folder to write, e.g. data/digits (replaced)")
+    sf.set_defaults(func=_sample_folder)
+    po = sub.add_parser("promote", help="ship an architecture's export: register exports/ARCH "
+                        "as cnnzoo-mobile and move @mobile to it",
+                        description="The only way besides the committed default run's report to "
+                        "move @mobile: e.g. after `dvc exp apply <experiment>`. The version is "
+                        "tagged with its architecture, data, metrics, git commit and experiment.")
+    po.add_argument("arch")
+    po.add_argument("--params", default="params.yaml")
+    po.set_defaults(func=_promote)
     z = sub.add_parser("sizes", help="deployment sizes: parameters, Keras and TFLite float32 / "
                        "float16 / int8 file sizes of canonical networks (random weights)",
                        description="Without names: the `sizes` DVC stage for params.yaml's "

@@ -373,8 +373,31 @@ class VerifyConfig(_Section):
         return BaseConfig._known_archs([backbone])[0]
 
 
+class PipelinesConfig(_Section):
+    """The pipelines that run beside classification (which always runs: the others start from
+    its pretrained backbones). Each is a list so that dvc.yaml's `matrix` builds a pipeline's
+    stages only when it is listed: `[]` turns one off (DVC has no conditional stages)."""
+
+    # scenes -> segment -> segment_evaluate -> segment_export: [segment.arch] or []
+    segment: list[str] = Field(default_factory=lambda: ["unet"], max_length=1)
+    # detect -> detect_evaluate -> detect_export on segmentation's scenes: [detect.arch] or []
+    detect: list[str] = Field(default_factory=lambda: ["yolo_v1"], max_length=1)
+    # verify, verify_pairs -> verify_evaluate -> verify_export: [siamese] or []
+    verify: list[str] = Field(default_factory=lambda: ["siamese"], max_length=1)
+
+    def selected(self) -> list[str]:
+        """The pipelines that run, classification first."""
+        return ["classify", *(name for name in ("segment", "detect", "verify")
+                              if getattr(self, name))]
+
+
+# What to set for a class folder (no test split to build scenes from, no boxes).
+_FOLDER_PIPELINES = ("-S 'pipelines.segment=[]' -S 'pipelines.detect=[]'")
+
+
 class Params(_Section):
     base: BaseConfig
+    pipelines: PipelinesConfig = PipelinesConfig()
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -400,11 +423,14 @@ class Params(_Section):
             if unknown:
                 raise ValueError(f"{section}.per_arch: unknown architecture(s) {unknown}; "
                                  f"known: {', '.join(list_models())}")
-        if self.verify.init == "pretrain" and self.verify.backbone not in self.base.archs:
+        self._pipelines_fit_data()
+        if (self.pipelines.verify and self.verify.init == "pretrain"
+                and self.verify.backbone not in self.base.archs):
             raise ValueError(f"verify.init 'pretrain' starts from pretrain@{self.verify.backbone}, "
                              f"but {self.verify.backbone!r} is not in base.archs; add it or set "
                              "verify.init: scratch")
-        if self.detect.init == "pretrain" and self.detect.backbone not in self.base.archs:
+        if (self.pipelines.detect and self.detect.init == "pretrain"
+                and self.detect.backbone not in self.base.archs):
             raise ValueError(f"detect.init 'pretrain' starts from pretrain@{self.detect.backbone}, "
                              f"but {self.detect.backbone!r} is not in base.archs; add it or set "
                              "detect.init: scratch")
@@ -415,6 +441,34 @@ class Params(_Section):
                 raise ValueError(f"models.{arch}: unknown setting(s) {bad}; allowed: {sorted(allowed)}")
         return self
 
+    def _pipelines_fit_data(self) -> None:
+        """Every pipeline listed can be built from the data: caught here, before any training,
+        naming the key to change (a class folder has no scenes to segment or detect in)."""
+        chosen = self.pipelines
+        for name, arch in (("segment", self.segment.arch), ("detect", self.detect.arch),
+                           ("verify", "siamese")):
+            listed = getattr(chosen, name)
+            if listed and listed != [arch]:
+                raise ValueError(f"pipelines.{name}: {listed} is not [] or [{arch}] (the model "
+                                 f"is set by {name}.arch)" if name != "verify" else
+                                 f"pipelines.verify: {listed} is not [] or [siamese]")
+        scenes = self.segment.data.source == "scenes"
+        if scenes and self.data.source == "folder" and (chosen.segment or chosen.detect):
+            raise ValueError("data.source 'folder' is a class folder: it has no test split to "
+                             "build segmentation scenes from. Turn the scene pipelines off: "
+                             f"pipelines.segment: [] and pipelines.detect: [] ({_FOLDER_PIPELINES}"
+                             "), or give segmentation its own images and masks "
+                             "(segment.data.source: folder, segment.data.path, "
+                             "segment.data.classes)")
+        if chosen.detect and not chosen.segment:
+            raise ValueError("pipelines.detect needs the scenes that the segmentation pipeline "
+                             "builds: list pipelines.segment: [unet] too, or set "
+                             "pipelines.detect: []")
+        if chosen.detect and not scenes:
+            raise ValueError(f"pipelines.detect trains on generated scenes' item boxes; "
+                             f"segment.data.source {self.segment.data.source!r} has no boxes: "
+                             "set pipelines.detect: [] or segment.data.source: scenes")
+
     def model_kwargs(self, arch: str) -> dict[str, Any]:
         return dict(self.models.get(arch, {}))
 
@@ -423,9 +477,11 @@ def _format(err: ValidationError, source: str) -> str:
     """One line, every problem named by its dotted key (`cnnzoo check`, `cnnzoo run`, stages)."""
     problems = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        key = ".".join(str(p) for p in e["loc"])
         msg = "unknown key (not allowed here)" if e["type"] == "extra_forbidden" else e["msg"]
-        problems.append(f"{key}: {' '.join(msg.split())}")
+        msg = " ".join(msg.removeprefix("Value error, ").split())
+        # Checks across sections name their keys themselves.
+        problems.append(f"{key}: {msg}" if key else msg)
     return f"{source} is invalid: " + "; ".join(problems)
 
 

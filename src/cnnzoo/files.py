@@ -125,6 +125,17 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def arrays_digest(arrays: dict[str, tuple[np.ndarray, ...]]) -> str:
+    """A short SHA-256 of named arrays (a dataset's splits): what the report and the model
+    registry name data by, so two runs on other data never pass for one."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        for a in arrays[name]:
+            h.update(f"{name}\0{a.dtype}\0{a.shape}\0".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:12]
+
+
 def digests(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
     """{path: file_digest(path)} for each path given."""
     return {str(p): file_digest(p) for p in paths}

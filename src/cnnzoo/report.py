@@ -99,7 +99,7 @@ def pick_mobile(archs: list[str], metrics_dir: Path, tolerance: float) -> str:
     return min(near, key=lambda a: (int8[a]["size_bytes"], -int8[a]["accuracy"]))
 
 
-def mobile_markdown(rows: list[dict], pick: str | None) -> str:
+def mobile_markdown(rows: list[dict], pick: str | None, version: str | None = None) -> str:
     threads = rows[0]["threads"] if rows else "1"
     lines = ["## Mobile export (TFLite through LiteRT)", "",
              "Every variant evaluated on the whole test split; latency is batch-1 `invoke()` "
@@ -110,9 +110,14 @@ def mobile_markdown(rows: list[dict], pick: str | None) -> str:
              "|---|---|---:|---:|---:|---:|---:|---|"]
     lines += [f"| {r['arch']} | {r['variant']} | {r['kb']} | {r['keras']} | {r['accuracy']} | "
               f"{r['drop']} | {r['latency']} | {r['notes']} |" for r in rows]
-    if pick:
-        lines += ["", f"Registered in MLflow as `models:/cnnzoo-mobile@mobile`: **{pick}** (the "
-                  "smallest int8 file within the parity tolerance of the best int8 accuracy)."]
+    if pick and version:
+        lines += ["", f"Registered in MLflow as `models:/cnnzoo-mobile@mobile` (version {version}): "
+                  f"**{pick}** (the smallest int8 file within the parity tolerance of the best int8 "
+                  "accuracy)."]
+    elif pick:
+        lines += ["", f"The pick: **{pick}** (the smallest int8 file within the parity tolerance "
+                  "of the best int8 accuracy). Not registered: this is not the committed default "
+                  f"run, so `@mobile` did not move; `cnnzoo promote {pick}` ships it."]
     return "\n".join(lines + [""])
 
 
@@ -130,6 +135,33 @@ def _optional(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
+def classifier_data(archs: list[str], metrics_dir: Path) -> dict | None:
+    """The data the classifiers were evaluated on (evaluate's metrics record it)."""
+    return (_optional(metrics_dir / f"{archs[0]}.json") or {}).get("data")
+
+
+def same_data(record: dict | None, reference: dict | None) -> bool:
+    """Whether a pipeline's results come from the classifiers' data: the same splits, or scenes
+    cut from the same source."""
+    if not record or not reference:
+        return False
+    if record["source"].startswith("scenes of "):
+        return record["source"] == f"scenes of {reference['source']}"
+    return record.get("digest") == reference.get("digest")
+
+
+def data_line(record: dict | None, reference: dict | None = None) -> str:
+    """The line under each section's title that names its data; results from other data than the
+    classifiers' (`reference`) are marked, never passed off as the same run's."""
+    named = (f"`{record['source']}` (digest `{record.get('digest')}`)" if record else
+             "not recorded (metrics from before data digests)")
+    if reference is None or same_data(record, reference):
+        return f"Data: {named}."
+    return (f"**Other data than the classifiers'**: {named}, while the classifiers used "
+            f"`{reference['source']}` (digest `{reference.get('digest')}`). Rerun this "
+            "pipeline on the classifiers' data to compare them.")
+
+
 def _variants_table(ex: dict, metric: str, label: str) -> list[str]:
     """Markdown rows of an export stage's TFLite variants: size, `metric` and its drop."""
     variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
@@ -140,21 +172,21 @@ def _variants_table(ex: dict, metric: str, label: str) -> list[str]:
               f"{ex[v]['drop']:+.4f} |" for v in variants)]
 
 
-def segmentation_markdown(metrics_dir: Path) -> str:
+def segmentation_markdown(metrics_dir: Path, reference: dict | None = None) -> str:
     test = _optional(metrics_dir / "segment" / "test.json")
     if test is None:
         return ""
     ex = _optional(metrics_dir / "segment" / "export.json") or {}
     ious = ", ".join(f"{name} {v:.3f}" if v is not None else f"{name} n/a"
                      for name, v in zip(test["classes"], test["iou"], strict=True))
-    lines = ["## Segmentation (U-Net, test scenes)", "",
+    lines = ["## Segmentation (U-Net, test scenes)", "", data_line(test.get("data"), reference), "",
              f"Mean IoU **{test['mean_iou']:.4f}**, pixel accuracy {test['pixel_accuracy']:.4f} "
              f"on {test['test_scenes']} scenes ({test['params']:,} parameters). Per-class IoU: "
              f"{ious}.", ""]
     return "\n".join(lines + _variants_table(ex, "mean_iou", "mean IoU") + [""])
 
 
-def detection_markdown(metrics_dir: Path) -> str:
+def detection_markdown(metrics_dir: Path, reference: dict | None = None) -> str:
     test = _optional(metrics_dir / "detect" / "test.json")
     if test is None:
         return ""
@@ -162,8 +194,8 @@ def detection_markdown(metrics_dir: Path) -> str:
     ex = _optional(metrics_dir / "detect" / "export.json") or {}
     aps = ", ".join(f"{name} {v:.3f}" if v is not None else f"{name} n/a"
                     for name, v in zip(test["classes"], test["ap50"], strict=True))
-    lines = ["## Detection (YOLO v1-style, test scenes)", "",
-             f"mAP@0.5 **{test['map50']:.4f}** on {test['test_scenes']} scenes "
+    lines = ["## Detection (YOLO v1-style, test scenes)", "", data_line(test.get("data"), reference),
+             "", f"mAP@0.5 **{test['map50']:.4f}** on {test['test_scenes']} scenes "
              f"({test['test_boxes']} boxes; {test['params']:,} parameters"
              + (f"; validation {train['val_map50']:.4f}" if "val_map50" in train else "")
              + f"). Per-class AP@0.5: {aps}.", ""]
@@ -175,11 +207,12 @@ VERIFY_METHODS = (("triplet", "Siamese embedding (triplet loss)"),
                   ("raw_pixels", "raw-pixel L2 (baseline)"))
 
 
-def verification_markdown(metrics_dir: Path) -> str:
+def verification_markdown(metrics_dir: Path, reference: dict | None = None) -> str:
     test = _optional(metrics_dir / "verify" / "test.json")
     if test is None:
         return ""
     lines = ["## Verification (one-shot, task B's classes never seen in training)", "",
+             data_line(test.get("data"), reference), "",
              f"{test['test_images']} test images of {', '.join(test['classes'])}: "
              f"{test['pairs']:,} pairs, {test['genuine_pairs']:,} genuine. Threshold chosen on "
              "the validation split; accuracy is balanced (mean of genuine and impostor pairs).",
@@ -198,15 +231,35 @@ def verification_markdown(metrics_dir: Path) -> str:
     return "\n".join(lines + [""])
 
 
-def headlines(metrics_dir: Path) -> list[str]:
-    """One line each for segmentation, detection and verification, for the terminal summary."""
+PIPELINES = ("classify", "segment", "detect", "verify")
+
+
+def headline(rows: list[dict], metrics_dir: Path, pipelines: list[str]) -> dict:
+    """reports/headline.json, the project's one DVC metrics file: what people compare across
+    runs (`dvc metrics show`, `dvc exp show`, `dvc metrics diff`), short keys for narrow columns.
+    Per architecture: fine-tuned, from-scratch and int8 TFLite test accuracy; per pipeline that
+    ran: its headline."""
+    out: dict = {r["arch"]: {"acc": float(r["acc_keras"]), "scratch": float(r["acc_scratch"]),
+                             "int8": float(r["acc_int8"])} for r in rows}
+    if "segment" in pipelines and (seg := _optional(metrics_dir / "segment" / "test.json")):
+        out["segment"] = {"miou": round(seg["mean_iou"], 4)}
+    if "detect" in pipelines and (found := _optional(metrics_dir / "detect" / "test.json")):
+        out["detect"] = {"map50": round(found["map50"], 4)}
+    if "verify" in pipelines and (ver := _optional(metrics_dir / "verify" / "test.json")):
+        out["verify"] = {"auc": round(ver["triplet"]["auc"], 4)}
+    return out
+
+
+def headlines(metrics_dir: Path, pipelines: list[str] | tuple[str, ...] = PIPELINES) -> list[str]:
+    """One line each for the segmentation, detection and verification pipelines that ran, for
+    the terminal summary (the metrics folder may hold an earlier run's other pipelines)."""
     lines = []
-    if seg := _optional(metrics_dir / "segment" / "test.json"):
+    if "segment" in pipelines and (seg := _optional(metrics_dir / "segment" / "test.json")):
         lines.append(f"Segmentation (U-Net, test scenes): mean IoU {seg['mean_iou']:.4f}, "
                      f"pixel accuracy {seg['pixel_accuracy']:.4f}")
-    if found := _optional(metrics_dir / "detect" / "test.json"):
+    if "detect" in pipelines and (found := _optional(metrics_dir / "detect" / "test.json")):
         lines.append(f"Detection (YOLO v1-style, test scenes): mAP@0.5 {found['map50']:.4f}")
-    if ver := _optional(metrics_dir / "verify" / "test.json"):
+    if "verify" in pipelines and (ver := _optional(metrics_dir / "verify" / "test.json")):
         t, raw = ver["triplet"], ver["raw_pixels"]
         lines.append(f"Verification on unseen classes: AUC {t['auc']:.4f} (raw pixels "
                      f"{raw['auc']:.4f}), EER {t['eer']:.4f}, one-shot accuracy "

@@ -94,12 +94,22 @@ def _summary_ok(root: Path, seconds: float, started: float) -> str:
         fresh = "" if board.stat().st_mtime >= started else " (unchanged: nothing to rerun)"
         lines += [f"Leaderboard on the task-B test split{fresh} ({board.relative_to(root)}, "
                   "Markdown beside it):", to_text(rows), ""]
-        extra = headlines(root / "metrics")  # the report stage's --metrics-dir
+        extra = headlines(root / "metrics", listed_pipelines(root))  # report's --metrics-dir
         lines += [*extra, ""] if extra else []
     lines += [f"Pipeline finished in {format_duration(seconds)}.",
               f"Browse every run, metric, plot and model in MLflow: make ui  ({ui_url(root)});"
               " from the shell: dvc metrics show"]
     return "\n".join(lines)
+
+
+def listed_pipelines(root: Path) -> list[str]:
+    """The pipelines params.yaml lists (config.PipelinesConfig's rule, read without validating
+    the whole file: that imports Keras)."""
+    try:
+        chosen = yaml.safe_load((root / "params.yaml").read_text()).get("pipelines") or {}
+    except (OSError, AttributeError, yaml.YAMLError):
+        chosen = {}
+    return ["classify", *(p for p in ("segment", "detect", "verify") if chosen.get(p, [p]))]
 
 
 def ui_url(root: Path, base: str = "http://127.0.0.1:5000") -> str:

@@ -191,13 +191,18 @@ class Run:
 
         return self._guard("log_tflite_model", _log)
 
-    def register(self, model_uri: str, name: str, alias: str) -> str | None:
-        """A new version of registered model `name` from `model_uri`, given `alias`."""
+    def register(self, model_uri: str, name: str, alias: str, *, description: str = "",
+                 tags: Mapping[str, str] | None = None) -> str | None:
+        """A new version of registered model `name` from `model_uri`, with its description and
+        tags, given `alias`."""
         import mlflow
 
         def _register():
-            version = mlflow.register_model(model_uri, name).version
-            mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+            version = mlflow.register_model(model_uri, name, tags=dict(tags or {})).version
+            client = mlflow.MlflowClient()
+            if description:
+                client.update_model_version(name, version, description=description)
+            client.set_registered_model_alias(name, alias, version)
             return str(version)
 
         return self._guard("register", _register)

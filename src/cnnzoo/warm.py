@@ -5,9 +5,11 @@ Why: on a 2-core CPU each stage process spends ~6 s importing TensorFlow, Keras 
 ~1.3 s tearing the interpreter down; the classifier pipeline had 63 stages, so that alone was ~7 of
 `make run`'s minutes. DVC still runs every stage's own `cmd:`. A stage script's first statement,
 `warm.delegate()`, hands its argv, working directory, environment and standard streams to the
-launcher named by `$CNNZOO_WARM` and exits with the stage's exit status. Without the variable
-(plain `dvc repro`, `dvc exp run`, tests) or when the launcher cannot be reached, the script runs
-in its own process exactly as before.
+launcher named by `$CNNZOO_WARM` and exits with the stage's exit status. Under `dvc exp run`
+(DVC sets `$DVC_EXP_NAME` for its stages) the first stage starts a launcher of its own for the
+project folder, which later stages find and which exits after IDLE_S seconds without a stage
+(`experiment_launcher`). Without either (plain `dvc repro`, tests) or when no launcher can be
+reached, the script runs in its own process exactly as before.
 
 The fork happens before TensorFlow has run anything (no eager context, device or thread pool
 exists yet in the launcher), and a forked stage computes bit-identical results to a fresh process
@@ -48,6 +50,9 @@ _STATUS = struct.Struct("!i")
 # The launcher's answer when this package's source changed after it imported it: the stage
 # then runs cold, on the code DVC hashes, rather than on the launcher's stale copy.
 STALE = -(2**31)
+# An experiment's launcher exits after this long without a stage (a sweep's next experiment
+# starts within seconds of the last one's report).
+IDLE_S = float(os.environ.get("CNNZOO_WARM_IDLE", 120))
 _in_launcher = False  # set in a forked stage: its own script must not delegate again
 _preloaded: tuple = ()  # the package's source files as the launcher imported them
 
@@ -63,7 +68,11 @@ def delegate() -> None:
     """Run this stage script in the warm launcher, if `cnnzoo run` started one, and exit with its
     status; otherwise return and let the script run here."""
     path = os.environ.get(ENV)
-    if not path or path == "off" or _in_launcher:
+    if path == "off" or _in_launcher:
+        return
+    if not path and os.environ.get("DVC_EXP_NAME"):
+        path = experiment_launcher(os.getcwd())
+    if not path:
         return
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -89,6 +98,45 @@ def delegate() -> None:
     sys.exit(code)
 
 
+def experiment_socket(folder: str) -> str:
+    """Short and per project folder: a Unix socket's path is limited to ~107 bytes."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha256(os.path.realpath(folder).encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"cnnzoo-warm-{os.getuid()}-{key}.sock")
+
+
+def experiment_launcher(folder: str) -> str | None:
+    """The socket of the launcher that serves `dvc exp run`'s stages in `folder`, started here
+    (in its own session, detached) when none answers. Returns None if it cannot be started."""
+    import fcntl
+
+    path = experiment_socket(folder)
+    try:
+        with open(path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+                return path  # a live launcher (an empty request: it just drops this connection)
+            except OSError:
+                pass
+            finally:
+                probe.close()
+            Path(path).unlink(missing_ok=True)
+            subprocess.Popen([sys.executable, "-m", "cnnzoo.warm", path, "--idle", str(IDLE_S)],
+                             start_new_session=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(100):  # bound before its imports: ready in well under a second
+                if Path(path).exists():
+                    return path
+                time.sleep(0.05)
+    except OSError:
+        pass
+    return None
+
+
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -99,9 +147,10 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes:
     return data
 
 
-def serve(path: str, parent: int | None = None) -> None:
+def serve(path: str, parent: int | None = None, idle: float | None = None) -> None:
     """Listen on `path` (bound before the imports, so early stages queue rather than fall back),
-    preload, then fork one child per stage until `parent` exits."""
+    preload, then fork one child per stage until `parent` exits, or, for an experiment's
+    launcher, `idle` seconds pass without a stage or the package's source changes."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     Path(path).unlink(missing_ok=True)  # a socket left by a killed launcher
     listener.bind(path)
@@ -119,7 +168,10 @@ def serve(path: str, parent: int | None = None) -> None:
                 log.debug("warm launcher: not preloading %s (%s)", name, err)
     log.debug("warm launcher ready in %.1f s", time.monotonic() - started)
     listener.settimeout(1.0)
+    last = time.monotonic()
     while parent is None or os.getppid() == parent:
+        if idle is not None and (time.monotonic() - last > idle or source_stamp() != _preloaded):
+            break  # an edited package needs a new launcher: the next stage starts one
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0]:  # reap finished stages
                 pass
@@ -135,6 +187,7 @@ def serve(path: str, parent: int | None = None) -> None:
             log.warning("warm launcher: bad request (%s)", err)
             conn.close()
             continue
+        last = time.monotonic()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -144,6 +197,9 @@ def serve(path: str, parent: int | None = None) -> None:
         conn.close()
         for fd in fds:
             os.close(fd)
+    if idle is not None:
+        listener.close()
+        Path(path).unlink(missing_ok=True)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -248,4 +304,7 @@ if __name__ == "__main__":
     from cnnzoo import warm as _module
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
-        _module.serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
+        if len(sys.argv) > 3 and sys.argv[2] == "--idle":
+            _module.serve(sys.argv[1], idle=float(sys.argv[3]))
+        else:
+            _module.serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

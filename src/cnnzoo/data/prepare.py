@@ -24,7 +24,7 @@ import numpy as np
 
 from cnnzoo.config import DataConfig
 from cnnzoo.data.sources import RawDataset, load_source
-from cnnzoo.files import atomic_path, write_json, write_npz
+from cnnzoo.files import arrays_digest, atomic_path, write_json, write_npz
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,13 @@ def prepare(cfg: DataConfig, seed: int, out_dir: str | Path, cache_dir: str | Pa
     splits, (a, b) = make_splits(raw, cfg, seed)
     meta = {
         "source": cfg.source,
+        # The splits' digest: every metrics file and registered model names its data by it.
+        "digest": arrays_digest(splits),
+        "path": cfg.path,
         "image_shape": list(splits["a_train"][0].shape[1:]),
         # Before `fit` (e.g. 28x28 padded to 32x32): how `cnnzoo predict` prepares new images.
-        "source_image_shape": list(raw.x_train.shape[1:]),
+        "source_image_shape": list(raw.source_size or raw.x_train.shape[1:3])
+        + [int(splits["a_train"][0].shape[-1])],
         "task_a": {"classes": a, "names": [raw.class_names[c] for c in a]},
         "task_b": {"classes": b, "names": [raw.class_names[c] for c in b]},
         "counts": {name: int(len(y)) for name, (_, y) in splits.items()},

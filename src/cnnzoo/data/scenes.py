@@ -26,7 +26,7 @@ from cnnzoo.config import DataConfig, SegmentDataConfig
 from cnnzoo.data.images import read_image
 from cnnzoo.data.prepare import interleave
 from cnnzoo.data.sources import IMAGE_SUFFIXES, load_source
-from cnnzoo.files import atomic_path, write_json, write_npz
+from cnnzoo.files import arrays_digest, atomic_path, write_json, write_npz
 
 log = logging.getLogger(__name__)
 BACKGROUND = "background"
@@ -93,8 +93,9 @@ def generate_scenes(data: DataConfig, cfg: SegmentDataConfig, seed: int,
                     cache_dir: str | Path) -> tuple[dict[str, Split], list[str]]:
     raw = load_source(data, cache_dir)
     if raw.x_test is None:
-        raise ValueError(f"segment.source 'scenes' needs a source with a test split; "
-                         f"data.source={data.source!r} has none (use segment.source: folder)")
+        raise ValueError(f"segment.data.source 'scenes' needs a data.source with a test split; "
+                         f"{data.source!r} has none: set pipelines.segment: [] and "
+                         "pipelines.detect: [], or segment.data.source: folder (images/ + masks/)")
     rng = np.random.default_rng(seed)
     order = _stratified(raw.y_train, rng)
     n_val = max(1, round(len(order) * data.val_fraction))
@@ -208,7 +209,10 @@ def prepare_segmentation(data: DataConfig, cfg: SegmentDataConfig, seed: int,
     counts = {name: int(len(split[0])) for name, split in splits.items()}
     pixels = np.bincount(np.concatenate([split[1].ravel() for split in splits.values()]),
                          minlength=len(classes))
-    meta = {"source": cfg.source, "classes": classes, "image_shape": list(splits["train"][0].shape[1:]),
+    meta = {"source": cfg.source, "digest": arrays_digest(splits),
+            # generated scenes are cut from data.source's images
+            "from": data.source if cfg.source == "scenes" else cfg.path or cfg.source,
+            "classes": classes, "image_shape": list(splits["train"][0].shape[1:]),
             "counts": counts, "pixel_share": {c: round(float(p) / pixels.sum(), 4)
                             for c, p in zip(classes, pixels, strict=True)}}
     with atomic_path(out_dir) as tmp:

@@ -41,6 +41,9 @@ class RawDataset:
     y_test: np.ndarray | None
     class_names: tuple[str, ...]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    # (H, W) before `fit` when the images were fitted on loading and all shared one size (a
+    # folder): what `cnnzoo predict` brings new images to before padding.
+    source_size: tuple[int, int] | None = None
 
 
 class UnsafeArchiveError(ValueError):
@@ -112,30 +115,73 @@ def load_cifar(name: str, cache_dir: Path) -> RawDataset:
 
 # -- folder ------------------------------------------------------------------------------------
 
-def _decode(path: Path, size: int, channels: int, max_pixels: int) -> np.ndarray:
+# PIL modes of single-channel images (after cnnzoo.data.images.to_8bit: 16-bit and float grey).
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def folder_channels(files: list[Path]) -> int:
+    """`data.channels: null` for a folder: 1 when every image is grey, else 3 (read from the
+    headers, without decoding)."""
     from PIL import Image
 
-    img = read_image(path, channels, max_pixels).resize((size, size), Image.BILINEAR)
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                if img.mode not in GREY_MODES:
+                    return 3
+        except Exception:  # noqa: BLE001 — unreadable files are skipped, with the reason, later
+            continue
+    return 1
+
+
+def _decode(path: Path, size: int, channels: int, fit: str,
+            max_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as size x size x channels uint8: `fit: resize` rescales it; `fit: pad` keeps its
+    pixels, shrinking (aspect kept) only an image larger than size, and zero-pads it centred."""
+    from PIL import Image
+
+    img = read_image(path, channels, max_pixels)
+    original = (img.height, img.width)
+    if fit == "resize":
+        img = img.resize((size, size), Image.BILINEAR)
+    elif max(img.size) > size:
+        scale = size / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
-    return arr[..., None] if channels == 1 else arr
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    if arr.shape[:2] != (size, size):
+        from cnnzoo.data.prepare import pad_to
+
+        arr = pad_to(arr[None], size)[0]
+    return arr, original
 
 
-def load_folder(path: str | Path, size: int, channels: int,
+def load_folder(path: str | Path, size: int, channels: int | None, fit: str = "pad",
                 max_pixels: int = MAX_PIXELS) -> RawDataset:
-    """One sub-folder per class; files that are not readable images are skipped with a reason."""
+    """One sub-folder per class; files that are not readable images are skipped with a reason.
+    `channels` None keeps the folder's own (grey only if every image is); `fit` as in
+    `_decode`."""
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"data.path {root} is not a folder (expected one sub-folder "
                                 "of images per class)")
-    images, labels, names, skipped = [], [], [], []
-    for class_dir in sorted(d for d in root.iterdir() if d.is_dir()):
+    images, labels, names, skipped, sizes = [], [], [], [], set()
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    files = {d: sorted(p for p in d.rglob("*") if p.is_file()) for d in class_dirs}
+    if channels is None:
+        channels = folder_channels([f for d in class_dirs for f in files[d]
+                                    if f.suffix.lower() in IMAGE_SUFFIXES])
+    for class_dir in class_dirs:
         decoded = []
-        for f in sorted(p for p in class_dir.rglob("*") if p.is_file()):
+        for f in files[class_dir]:
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append((str(f), f"not an image file ({f.suffix or 'no extension'})"))
                 continue
             try:
-                decoded.append(_decode(f, size, channels, max_pixels))
+                arr, original = _decode(f, size, channels, fit, max_pixels)
+                decoded.append(arr)
+                sizes.add(original)
             except ImageError as err:
                 skipped.append((str(f), str(err).removeprefix(f"{f}: ")))
         if not decoded:
@@ -150,8 +196,9 @@ def load_folder(path: str | Path, size: int, channels: int,
         raise ValueError(f"{root}: need at least 2 class folders with usable images, found "
                          f"{len(names)} ({', '.join(names) or 'none'}); "
                          f"{len(skipped)} file(s) skipped")
+    common = next(iter(sizes)) if len(sizes) == 1 and fit == "pad" else None
     return RawDataset(np.stack(images), np.array(labels, np.int32), None, None, tuple(names),
-                      skipped)
+                      skipped, source_size=common if common and max(common) <= size else None)
 
 
 # -- TFDS --------------------------------------------------------------------------------------
@@ -181,5 +228,5 @@ def load_source(cfg: DataConfig, cache_dir: str | Path) -> RawDataset:
     if cfg.source in _CIFAR:
         return load_cifar(cfg.source, cache_dir)
     if cfg.source == "folder":
-        return load_folder(cfg.path, cfg.image_size, cfg.channels or 3, cfg.max_pixels)
+        return load_folder(cfg.path, cfg.image_size, cfg.channels, cfg.fit, cfg.max_pixels)
     return load_tfds(cfg.source.removeprefix("tfds:"), cache_dir / "tfds")

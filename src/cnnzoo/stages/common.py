@@ -144,6 +144,16 @@ def log_data(run, params: Params, x: np.ndarray, y: np.ndarray, part: str,
                     source=params.data.path or params.data.source, context=context)
 
 
+def data_record(folder: str | Path) -> dict[str, str | None]:
+    """What a metrics file says about its data: the source and the digest of the splits that the
+    download (data/prepared) or scenes (data/scenes) stage wrote, so the report can tell when two
+    pipelines' results come from different data."""
+    meta = read_json(Path(folder) / "meta.json")
+    source = meta["source"] if "from" not in meta else f"{meta['source']} of {meta['from']}"
+    return {"source": source if not meta.get("path") else f"{source}:{meta['path']}",
+            "digest": meta.get("digest")}
+
+
 def experiment_tags(params: Params) -> dict[str, str]:
     """What the MLflow UI groups and compares runs by (also logged as params)."""
     return {"strategy": params.transfer.strategy, "weights": params.pretrain.weights,

@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import fit_arrays, gate_and_write, trains
+from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
                         _boxes_per_cell(net, len(names)))
         result = {"map50": scored["map50"], "classes": names, "ap50": scored["ap"],
                   "test_scenes": len(x), "test_boxes": sum(len(t) for t in truth),
-                  **count_params(net)}
+                  **count_params(net), "data": data_record(scenes)}
         write_json(metrics, result)
         n = cfg.figure_scenes
         det.boxes_figure(x[:n], truth[:n], scored["detections"][:n], names, figure,

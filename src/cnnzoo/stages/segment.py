@@ -10,7 +10,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import fit_arrays, gate_and_write, trains
+from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
         net = keras.models.load_model(model)
         predicted = seg.predict_masks(lambda b: net.predict(b, verbose=0), x)
         result = {**seg.scores(seg.confusion(y, predicted, len(names)), names),
-                  **count_params(net), "test_scenes": len(x)}
+                  **count_params(net), "test_scenes": len(x), "data": data_record(scenes)}
         write_json(metrics, result)
         n = params.segment.figure_scenes
         seg.overlay_figure(x[:n], y[:n], predicted[:n], names, figure,

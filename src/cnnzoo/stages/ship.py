@@ -9,11 +9,10 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import experiment_tags, log_data, write_export
+from cnnzoo.stages.common import data_record, experiment_tags, log_data, write_export
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
-MOBILE_MODEL = "cnnzoo-mobile"  # the registered model that the report's pick goes to
 
 
 def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: str,
@@ -34,7 +33,8 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
         net = keras.models.load_model(model)
         result, cm = classification_metrics(y, predict_classes(net, x), names)
         result.update(count_params(net), macs=total_macs(net),
-                      model_bytes=Path(model).stat().st_size, test_images=len(y))
+                      model_bytes=Path(model).stat().st_size, test_images=len(y),
+                      data=data_record(prepared))
         write_json(metrics, result)
         confusion_matrix_plot(cm, names, confusion,
                               title=f"{arch}: task B test, accuracy {result['accuracy']:.3f}")
@@ -135,35 +135,43 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
 
 
 def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str, figure: str,
-           sizes_csv: str) -> None:
-    """The leaderboard (table and figure), the mobile-export table and, once `make sizes` has
-    run, the canonical deployment sizes; registers the model to ship to phones as
-    `cnnzoo-mobile@mobile`."""
+           sizes_csv: str, headline: str, params_file: str = "params.yaml") -> None:
+    """The leaderboard (table and figure), the mobile-export table, a section per pipeline that
+    `pipelines` lists (each naming its data), the canonical deployment sizes once `make sizes`
+    has run, and reports/headline.json. Registers the pick as `cnnzoo-mobile@mobile` only when
+    this is the committed default run (cnnzoo/promote.py): an experiment never moves it."""
+    from cnnzoo import promote
     from cnnzoo import report as rep
     from cnnzoo.viz_insight import leaderboard_figure
 
     archs, metrics = params.base.archs, Path(metrics_dir)
+    pipelines = params.pipelines.selected()
     rows = rep.collect(archs, metrics)
     pick = rep.pick_mobile(archs, metrics, params.export.max_drop)
+    reference = rep.classifier_data(archs, metrics)
+    why_not = promote.not_the_committed_default(params_file)
     with stage_run("report", None, experiment=params.base.experiment,
-                   params={"archs": archs}, tags=experiment_tags(params)) as run:
-        # The export folder on disk, logged here: the very files this report ranks (an export
-        # restored from DVC's cache may have no run in this MLflow store).
-        uri = run.log_tflite_model(Path(exports) / pick)
-        version = run.register(uri, MOBILE_MODEL, "mobile") if uri else None
-        if version:
-            log.info("registered %s as %s version %s, alias @mobile", pick, MOBILE_MODEL, version)
+                   params={"archs": archs, "pipelines": pipelines},
+                   tags=experiment_tags(params)) as run:
+        version = None
+        if why_not is None:
+            version = promote.register(run, pick, Path(exports) / pick, metrics)
+        else:
+            # The export folder on disk, logged here: the very files this report ranks.
+            run.log_tflite_model(Path(exports) / pick)
+            log.info("%s not registered: %s (@%s stays where it is; `cnnzoo promote %s` ships "
+                     "this one)", pick, why_not, promote.ALIAS, pick)
         leaderboard_figure(rows, figure, "cnnzoo leaderboard: which network to ship")
+        sections = {"segment": rep.segmentation_markdown, "detect": rep.detection_markdown,
+                    "verify": rep.verification_markdown}
         rep.write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)",
-                         sections=(rep.figure_markdown(Path(figure), Path(md)),
-                                   rep.mobile_markdown(rep.mobile_rows(archs, metrics),
-                                                       pick if version else None),
-                                   rep.segmentation_markdown(metrics),
-                                   rep.detection_markdown(metrics),
-                                   rep.verification_markdown(metrics),
+                         sections=(rep.data_line(reference), rep.figure_markdown(Path(figure), Path(md)),
+                                   rep.mobile_markdown(rep.mobile_rows(archs, metrics), pick, version),
+                                   *(sections[p](metrics, reference) for p in pipelines
+                                     if p in sections),
                                    rep.sizes_markdown(Path(sizes_csv))))
+        write_json(headline, rep.headline(rows, metrics, pipelines))
         run.log_artifact(md)
         run.log_artifact(csv)
         run.log_artifact(figure)
-    log.info("report -> %s, %s", md, figure)
-
+    log.info("report -> %s, %s, %s", md, figure, headline)

@@ -12,7 +12,7 @@ import numpy as np
 from cnnzoo.backups import backup_dir
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import fit_arrays, gate_and_write, log_data, policy, trains
+from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, log_data, policy, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,7 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
             curves[method.replace("_", " ")] = (far, tar, result[method]["auc"])
         result["pairs"] = len(y) * (len(y) - 1) // 2
         result["genuine_pairs"] = int(sum(int(c) * (int(c) - 1) // 2 for c in np.bincount(y)))
+        result["data"] = data_record(prepared)
         write_json(metrics, result)
         roc_plot(curves, roc, title=f"verification on unseen classes ({', '.join(names)})")
         run.log_metrics({f"{m}_{k}": v for m in test for k, v in result[m].items()})
