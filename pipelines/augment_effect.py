@@ -1,5 +1,7 @@
 """DVC stage `augment_effect`: one architecture trained on task B with and without augmentation."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

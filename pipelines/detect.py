@@ -1,6 +1,8 @@
 """DVC stages `detect`, `detect_evaluate`, `detect_export`: YOLO v1-style detection on the
 segmentation scenes."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

@@ -1,5 +1,7 @@
 """DVC stage `evaluate`: target-task test metrics and confusion matrix of the fine-tuned model."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

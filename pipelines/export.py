@@ -1,5 +1,7 @@
 """DVC stage `export`: float32 and int8 TFLite files, evaluated through LiteRT."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

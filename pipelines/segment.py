@@ -1,5 +1,7 @@
 """DVC stages `scenes`, `segment`, `segment_evaluate`, `segment_export`: U-Net segmentation."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

@@ -1,6 +1,8 @@
 """DVC stages `verify`, `verify_pairs`, `verify_evaluate`, `verify_export`: Siamese
 verification of identities never seen in training."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

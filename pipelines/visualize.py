@@ -1,6 +1,8 @@
 """DVC stage `visualize`: what the fine-tuned network learned (filters, top exemplars,
 activation maximisation, Grad-CAM) and its training curves across the phases, as PNGs."""
 
+import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
+
 from cnnzoo import warm
 
 warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)

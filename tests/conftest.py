@@ -39,7 +39,42 @@ def copy_project(root: Path, params: Path = ROOT / "tests" / "tiny_params.yaml")
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)  # exercise the default embedded store
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the stages must quieten TensorFlow themselves
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    return root, env
+
+
+GIT = ("git", "-c", "user.name=cnnzoo", "-c", "user.email=cnnzoo@localhost")
+
+
+def commit_all(root: Path, message: str) -> None:
+    subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*GIT, "commit", "-q", "--allow-empty", "-m", message], cwd=root, check=True)
+
+
+def fashion_mnist_files() -> str | None:
+    """Fashion-MNIST offline: $CNNZOO_DATA_MIRROR or the Debian package's folder."""
+    from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
+
+    for candidate in (os.environ.get(MIRROR_ENV), FASHION_MNIST.system_dir):
+        if candidate and Path(candidate).is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def default_project(tmp_path_factory):
+    """The project with tiny params, committed to git as its default (what a clone of it is):
+    test_pipeline_e2e runs `cnnzoo run` on it, test_readme then the own-data recipe."""
+    from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
+
+    source = fashion_mnist_files()
+    if source is None:
+        pytest.skip(f"Fashion-MNIST not available offline: apt-get install {FASHION_MNIST.package}"
+                    f" or set {MIRROR_ENV}")
+    root, env = copy_project(tmp_path_factory.mktemp("project"))
+    env[MIRROR_ENV] = source
+    shutil.copy(ROOT / ".gitignore", root / ".gitignore")
+    commit_all(root, "the project with tiny params")
     return root, env
 
 

@@ -143,3 +143,25 @@ def test_zfnet_has_figure_3s_maps():
     assert model.get_layer("conv1").strides == (2, 2)
     with pytest.raises(ValueError, match="zfnet: input_shape .* at least 53"):
         create_model("zfnet", input_shape=(52, 52, 3), num_classes=10)
+
+
+def test_catalogue_matches_the_registry():
+    """Params validation reads catalogue.json, not the registry (no TensorFlow import)."""
+    from cnnzoo import catalogue
+
+    assert catalogue._entries() == catalogue.from_registry(), (
+        "src/cnnzoo/catalogue.json is out of date: python -m cnnzoo.catalogue")
+
+
+def test_cnnzoo_check_validates_without_tensorflow():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys; from cnnzoo.cli import main; code = main(['check']); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; sys.exit(code)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("params.yaml is valid")

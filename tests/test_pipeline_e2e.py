@@ -6,11 +6,14 @@ Uses the Debian package's files (installed by .ci/run) or $CNNZOO_DATA_MIRROR; n
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,28 +21,14 @@ import yaml
 from PIL import Image
 
 from cnnzoo import ui_browser
-from cnnzoo.data.fetch import FASHION_MNIST, MIRROR_ENV
 from cnnzoo.export import VARIANTS
 from cnnzoo.stages.visualize import FIGURES
-from tests.conftest import ROOT, copy_project
-
-
-def data_source() -> str | None:
-    for candidate in (os.environ.get(MIRROR_ENV), FASHION_MNIST.system_dir):
-        if candidate and Path(candidate).is_dir():
-            return candidate
-    return None
+from tests.conftest import GIT, ROOT
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    source = data_source()
-    if source is None:
-        pytest.skip(f"Fashion-MNIST not available offline: apt-get install {FASHION_MNIST.package}"
-                    f" or set {MIRROR_ENV}")
-    root, env = copy_project(tmp_path_factory.mktemp("project"))
-    env[MIRROR_ENV] = source
-    return root, env
+def project(default_project):
+    return default_project  # shared with test_readme's own-data recipe (conftest.py)
 
 
 def repro(root, env, *args):
@@ -193,7 +182,18 @@ def test_dvc_repro_end_to_end(project):
             ("export-lenet5", "fashion_mnist:task_B", "test"),
             ("segment-unet", "scenes", "train")} <= inputs
     alias = db.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
-    assert ("cnnzoo-mobile", "mobile") in alias
+    assert ("cnnzoo-mobile", "mobile") in alias  # the committed default run ships
+    # Every registered version says what it is and what data it learned from.
+    versions = db.execute("SELECT name, description FROM model_versions").fetchall()
+    assert {"cnnzoo-mobile", "cnnzoo-lenet5", "cnnzoo-mobilenet_v2", "cnnzoo-unet",
+            "cnnzoo-yolo_v1"} <= {name for name, _ in versions}
+    assert all(text and "fashion_mnist" in text for _, text in versions), versions
+    tags = db.execute("SELECT v.name, t.key, t.value FROM model_version_tags t JOIN "
+                      "model_versions v ON t.name = v.name AND t.version = v.version").fetchall()
+    by_name = {name: {k: v for n, k, v in tags if n == name} for name, _ in versions}
+    assert all({"arch", "data_source", "data_digest", "classes", "git_commit",
+                "dvc_experiment"} <= set(t) for t in by_name.values()), by_name
+    assert by_name["cnnzoo-mobile"]["data_source"] == "fashion_mnist"
     n_epoch_metrics = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid ="
                                  " r.run_uuid WHERE r.name = 'pretrain-lenet5'"
                                  " AND m.key = 'val_accuracy'").fetchone()[0]
@@ -229,6 +229,86 @@ def test_predict_agrees_with_keras_on_exported_models(project, tmp_path, capsys)
         got = [line.split(": ")[1].rsplit(" ", 1)[0]
                for line in capsys.readouterr().out.splitlines()]
         assert got == [names[i] for i in want]
+    # Dark items on a light background (the opposite of the training images): a warning, and
+    # --invert brings back the predictions of the originals.
+    inverted = []
+    for i, png in enumerate(pngs[:4]):
+        inverted.append(str(tmp_path / f"inv{i}.png"))
+        Image.open(png).point(lambda v: 255 - v).save(inverted[-1])
+    card = ["--card", str(root / "exports/lenet5/model.json")]
+    lite = str(root / "exports/lenet5/lenet5_float32.tflite")
+    assert main(["predict", lite, *inverted, "-k", "1", *card]) == 0
+    err = capsys.readouterr().err
+    assert err.count("a light background") == 4 and "--invert" in err
+    assert main(["predict", lite, *inverted, "-k", "1", "--invert", *card]) == 0
+    out = capsys.readouterr()
+    assert not out.err and [ln.split(": ")[1].rsplit(" ", 1)[0] for ln in out.out.splitlines()] \
+        == [names[i] for i in want[:4]]
+
+
+def test_the_shipped_model_takes_any_image_in_python_and_over_http(project, tmp_path):
+    """models:/cnnzoo-mobile@mobile through mlflow.pyfunc and `mlflow models serve`: grey 28x28
+    uint8 (the dataset's own files), the same as RGB floats at another size, and input that is
+    not images failing in one line that names its shape."""
+    root, env = project
+    if not (root / "mlflow.db").is_file():
+        pytest.skip("needs the end-to-end run's outputs")
+    import mlflow
+    import numpy as np
+
+    from cnnzoo.data.datasets import load_split
+
+    x, y = load_split(root / "data/prepared", "b_test")
+    grey = x[:8, 2:30, 2:30, 0]  # undo the 28 -> 32 padding: the dataset's own images
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/cnnzoo-mobile@mobile")
+    probs = model.predict(grey)
+    assert probs.shape == (8, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    rgb = np.repeat(np.repeat(grey, 2, axis=1), 2, axis=2)[..., None].repeat(3, axis=-1) / 255.0
+    again = model.predict(rgb.astype(np.float32))  # 56x56 RGB floats: resized, then grey
+    assert (again.to_numpy().argmax(1) == probs.to_numpy().argmax(1)).mean() >= 0.75
+    with pytest.raises(Exception, match=r"images of shape \(2, 3, 28, 28, 1\): expected") as err:
+        model.predict(np.zeros((2, 3, 28, 28, 1), np.float32))
+    assert "\n" not in str(err.value)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                               "models:/cnnzoo-mobile@mobile", "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=root,
+                              env={**env, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/invocations"
+        for _ in range(120):
+            try:
+                reply = _post(url, {"inputs": grey.tolist()})
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail("mlflow models serve did not answer within 2 minutes")
+        served = np.array([[row[c] for c in probs.columns] for row in reply["predictions"]])
+        np.testing.assert_allclose(served, probs.to_numpy(), atol=1e-5)
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            _post(url, {"inputs": np.zeros((1, 2, 28, 28, 1)).tolist()})
+        # MLflow's server answers 400 with its own generic message, and the cause (no input dump)
+        # as the last line of the stack trace it returns.
+        answer = json.loads(bad.value.read())
+        assert bad.value.code == 400 and len(answer["message"]) < 300
+        assert "InputShapeError: images of shape (1, 2, 28, 28, 1): expected" in \
+            answer["stack_trace"].strip().splitlines()[-1]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
 
 
 def test_bench_data_reports_both_rates(project):
@@ -468,9 +548,8 @@ def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(pr
     assert "pushed" in run(root, *dvc, "push", "--with-deps", "report")
     with open(root / ".gitignore", "a") as f:  # the project's own: no store, caches or plots
         f.write("\n" + (ROOT / ".gitignore").read_text() + "\n/dvc_plots/\n/bad.yaml\n")
-    git = ("git", "-c", "user.name=cnnzoo", "-c", "user.email=cnnzoo@localhost")
-    run(root, *git, "add", "-A")
-    run(root, *git, "commit", "-q", "-m", "pipeline")
+    run(root, *GIT, "add", "-A")
+    run(root, *GIT, "commit", "-q", "-m", "pipeline")
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(root), str(clone))
     assert not (clone / "metrics").exists() and not (clone / "mlflow.db").exists()

@@ -22,8 +22,7 @@ import pytest
 
 from cnnzoo import tracking_server
 from cnnzoo.data.fetch import MIRROR_ENV
-from tests.conftest import copy_project
-from tests.test_pipeline_e2e import data_source
+from tests.conftest import copy_project, fashion_mnist_files
 
 TARGET = "pretrain@lenet5"  # download -> augment -> pretrain: a short pipeline that trains
 
@@ -55,7 +54,7 @@ def _serve(tmp, *extra: str, env: dict | None = None):
         tracking_server.pg_tool("pg_ctl")
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    if data_source() is None:
+    if fashion_mnist_files() is None:
         pytest.skip("Fashion-MNIST not available offline (see tests/test_pipeline_e2e.py)")
     data = tracking_server.default_data_dir(tmp)  # as root: under /var/lib/postgresql
     port, pg_port = _free_port(), _free_port()
@@ -90,7 +89,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root, env = copy_project(tmp_path_factory.mktemp("project"))
-    env[MIRROR_ENV] = data_source() or ""
+    env[MIRROR_ENV] = fashion_mnist_files() or ""
     return root, env
 
 

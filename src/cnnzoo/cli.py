@@ -15,6 +15,12 @@ def _models(args: argparse.Namespace) -> int:
     from cnnzoo.models import create_model, get_entry, list_models
 
     shape = (args.input_size, args.input_size, args.channels)
+    unknown = [n for n in [*args.names, *([args.layers] if args.layers else [])]
+               if n not in list_models(None)]
+    if unknown:
+        print(f"cnnzoo models: unknown model(s) {', '.join(unknown)}; known: "
+              f"{', '.join(list_models(None))}", file=sys.stderr)
+        return 2
     if args.layers:
         model = create_model(args.layers, input_shape=shape, num_classes=args.num_classes)
         print(format_table(model_cost(model)))
@@ -36,13 +42,12 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _load_params(path: str):
-    """The validated params, or None after printing the one-line reason (`check` and `run`)."""
+    """The validated params, or None after printing the one-line reason (`check` and `run`;
+    no TensorFlow import: names are checked against cnnzoo/catalogue.json)."""
     from cnnzoo import config
 
     try:
-        # Validating architecture names imports Keras: TensorFlow's C++ start-up lines are noise.
-        with logs.native_output("TensorFlow import"):
-            return config.load(path)
+        return config.load(path)
     except config.ConfigError as err:
         print(err, file=sys.stderr)
         return None
@@ -98,11 +103,13 @@ def _predict(args: argparse.Namespace) -> int:
 
     try:
         results = predict(args.model, args.images, card=args.card, top_k=args.top_k,
-                          max_pixels=args.max_pixels)
+                          max_pixels=args.max_pixels, invert=args.invert)
     except PredictError as err:
         print(f"cnnzoo predict: {err}", file=sys.stderr)
         return 2
     for r in results:
+        if r.warning:
+            print(f"cnnzoo predict: warning: {r.warning}", file=sys.stderr)
         print(f"{r.image}: " + ", ".join(f"{label} {p:.3f}" for label, p in r.top))
     return 0
 
@@ -209,10 +216,17 @@ def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
     return outcome.returncode
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line and exit status 2, not argparse's usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} -h)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     logs.setup("WARNING")
-    parser = argparse.ArgumentParser(prog="cnnzoo", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="cnnzoo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="dvc repro, then the leaderboard and the wall time (make run)",
                        description="Runs `dvc repro` with this environment's python on PATH; "
                        "other options (e.g. -f, --dry) are passed on to dvc repro.")
@@ -260,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("images", nargs="+")
     pr.add_argument("--card", help="model.json (default: beside the model, or exports/<name>/)")
     pr.add_argument("-k", "--top-k", type=int, default=3, help="labels to print (1..classes)")
+    pr.add_argument("--invert", action="store_true",
+                    help="flip each image's brightness first (dark-on-light images for a model "
+                    "trained on light-on-dark ones, or the reverse)")
     pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                     help="refuse larger images before decoding them (default %(default)s)")
     pr.set_defaults(func=_predict)
@@ -308,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.func not in (_check, _sample_folder, _sweep):
+        # TensorFlow's C++ side announces oneDNN and the CPU's instructions through absl before
+        # it reads any log level, once per library it loads: kept for DEBUG, not for the user.
+        with logs.native_output("TensorFlow import"):
+            import tensorflow  # noqa: F401
     return args.func(args)
 
 

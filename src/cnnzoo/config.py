@@ -57,7 +57,7 @@ class BaseConfig(_Section):
     @field_validator("archs")
     @classmethod
     def _known_archs(cls, archs: list[str]) -> list[str]:
-        from cnnzoo.models import list_models
+        from cnnzoo.catalogue import list_models
 
         known = list_models()
         unknown = [a for a in archs if a not in known]
@@ -259,7 +259,7 @@ class SizesConfig(_Section):
 
 def _registered(arch: str, task: str, kind: str) -> str:
     """`arch` if the registry has it for `task`, else the list of those it has."""
-    from cnnzoo.models import list_models
+    from cnnzoo.catalogue import list_models
 
     if arch not in list_models(task):
         raise ValueError(f"unknown {kind} model {arch!r}; known: {', '.join(list_models(task))}")
@@ -413,7 +413,7 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _model_hparams(self) -> Params:
-        from cnnzoo.models import list_models, model_hparams
+        from cnnzoo.catalogue import list_models, model_hparams
 
         if self.augment.effect_arch not in list_models():
             raise ValueError(f"augment.effect_arch: unknown architecture "

@@ -2,9 +2,11 @@
 full-integer int8 `.tflite` run by LiteRT, the files of all four variants attached.
 
 Self-contained on purpose (numpy and ai-edge-litert only, no cnnzoo or TensorFlow), so
-`mlflow.pyfunc.load_model("models:/cnnzoo-mobile@mobile")` works wherever LiteRT installs.
-Input: float32 images (N, H, W, C) in [0, 1], pre-processed as model.json says; output: class
-probabilities (N, classes), columns named by class.
+`mlflow.pyfunc.load_model("models:/cnnzoo-mobile@mobile")` works wherever LiteRT installs; the
+model carries serving_input.py beside it (`code_paths`). Input: images of any size, grey or
+colour, uint8 or float, pre-processed as model.json says (serving_input.py, as `cnnzoo predict`
+does); output: class probabilities (N, classes), columns named by class. Input that is not images
+fails with one line naming the shape given and the shapes accepted.
 """
 
 import json
@@ -43,8 +45,11 @@ class LiteRTClassifier(PythonModel):
         return e / e.sum()
 
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
-        x = np.asarray(model_input, dtype=np.float32)
-        x = x.reshape(-1, *self.card["input"]["shape"])
+        try:
+            from serving_input import to_model_input  # the copy the model carries
+        except ImportError:
+            from cnnzoo.serving_input import to_model_input
+        x = to_model_input(model_input, self.card)
         return pd.DataFrame(np.stack([self._one(img) for img in x]), columns=self.card["classes"])
 
 

@@ -3,7 +3,9 @@ training images were (model.json, written by the export stage, says how).
 
 Any PNG/JPEG (any size, colour or grey) becomes the training input: converted to grey (ITU-R
 BT.601 luma, as the dataset's own conversion) or RGB, resized to the source images' size, then
-zero-padded (`fit: pad`) or resized (`fit: resize`) to the model's input, scaled to [0, 1].
+zero-padded (`fit: pad`) or resized (`fit: resize`) to the model's input, scaled to [0, 1]
+(cnnzoo/serving_input.py, the same code as the MLflow model's). An image whose background is the
+opposite of the training images' (model.json's `background`) gets a warning; `invert` flips it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class PredictError(Exception):
 class Prediction:
     image: str
     top: list[tuple[str, float]]  # (label, probability), most likely first
+    warning: str | None = None
 
 
 def find_card(model: Path, card: str | Path | None = None) -> Path:
@@ -50,26 +53,34 @@ def load_card(path: Path) -> dict:
     return card
 
 
-def load_image(path: str | Path, card: dict, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """One image file as the model's float32 (H, W, C) input in [0, 1]."""
-    from PIL import Image
+# model.json's `background`: the training images' border brightness, in [0, 1].
+DARK, LIGHT = 0.35, 0.65
 
+
+def load_image(path: str | Path, card: dict, max_pixels: int = MAX_PIXELS,
+               invert: bool = False) -> tuple[np.ndarray, str | None]:
+    """One image file as the model's float32 (H, W, C) input in [0, 1], and a warning when its
+    background is the opposite of the training images'."""
     from cnnzoo.data.images import ImageError, read_image
+    from cnnzoo.serving_input import as_batch, border_brightness, to_model_input
 
-    inp = card["input"]
-    height, width, channels = inp["shape"]
+    channels = card["input"]["shape"][-1]
     try:
-        img = read_image(path, channels, max_pixels)
+        arr = np.asarray(read_image(path, channels, max_pixels), dtype=np.uint8)
     except ImageError as err:
         raise PredictError(str(err)) from None
-    h, w = inp.get("source_size", [height, width]) if inp.get("fit") == "pad" else (height, width)
-    h, w = min(h, height), min(w, width)
-    arr = np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
-    arr = arr.reshape(h, w, channels)
-    top, left = (height - h) // 2, (width - w) // 2  # as data.prepare.pad_to
-    out = np.zeros((height, width, channels), np.float32)
-    out[top:top + h, left:left + w] = arr
-    return out
+    if invert:
+        arr = 255 - arr
+    warning = None
+    trained = card["input"].get("background")
+    if trained is not None and not invert:
+        own = float(border_brightness(as_batch(arr, channels))[0])
+        if (trained < DARK and own > LIGHT) or (trained > LIGHT and own < DARK):
+            warning = (f"{path}: a {'light' if own > LIGHT else 'dark'} background (border "
+                       f"brightness {own:.2f}), but the model learned on "
+                       f"{'dark' if trained < DARK else 'light'} ones ({trained:.2f}): its "
+                       "prediction is unreliable; --invert flips the image's brightness")
+    return to_model_input(arr, card, keep_model_size=False)[0], warning
 
 
 def check_model_file(path: Path) -> None:
@@ -118,7 +129,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def predict(model: str | Path, images: Sequence[str | Path], *, card: str | Path | None = None,
-            top_k: int = 3, max_pixels: int = MAX_PIXELS) -> list[Prediction]:
+            top_k: int = 3, max_pixels: int = MAX_PIXELS, invert: bool = False) -> list[Prediction]:
     model = Path(model)
     check_model_file(model)
     info = load_card(find_card(model, card))
@@ -127,10 +138,10 @@ def predict(model: str | Path, images: Sequence[str | Path], *, card: str | Path
         raise PredictError(f"-k {top_k}: must be between 1 and {len(names)} (the model's "
                            "classes)")
     # Every image checked before the model loads.
-    inputs = [load_image(p, info, max_pixels) for p in images]
+    inputs = [load_image(p, info, max_pixels, invert) for p in images]
     logits_of = load_model(model)
     out = []
-    for path, x in zip(images, inputs, strict=True):
+    for path, (x, warning) in zip(images, inputs, strict=True):
         try:
             logits = np.asarray(logits_of(x), np.float32)
         except ValueError as err:  # e.g. the card of another model: the input shape differs
@@ -141,5 +152,5 @@ def predict(model: str | Path, images: Sequence[str | Path], *, card: str | Path
                                f"model.json lists {len(names)} classes")
         probs = softmax(logits)
         best = np.argsort(-probs)[:top_k]
-        out.append(Prediction(str(path), [(names[i], float(probs[i])) for i in best]))
+        out.append(Prediction(str(path), [(names[i], float(probs[i])) for i in best], warning))
     return out

@@ -1,7 +1,7 @@
 """What ships: registered model `cnnzoo-mobile` and its `@mobile` alias, which phones and
-`mlflow models serve` clients load.
+`mlflow models serve` clients load, and the registered Keras models (`cnnzoo-<arch>`).
 
-Two things move it, never an experiment on its own:
+Two things add registered versions or move the alias, never an experiment on its own:
 - the report of the committed default run: params.yaml as committed in git, outside `dvc exp run`
   (`make run` on a clone of the project);
 - `cnnzoo promote <arch>` (`make promote ARCH=<arch>`): the export of `<arch>` in the workspace,
@@ -44,27 +44,43 @@ def not_the_committed_default(params_file: str | Path) -> str | None:
     return None
 
 
-def version_tags(arch: str, export: Path, metrics_dir: Path) -> tuple[str, dict[str, str]]:
-    """The description and tags of a registered version of `export` (exports/<arch>)."""
+def may_register(name: str, params_file: str | Path = "params.yaml") -> str | None:
+    """`name` when this run may add a version to registered model `name` (the committed
+    default), else None after saying why in the log."""
+    why = not_the_committed_default(params_file)
+    if why is None:
+        return name
+    log.info("%s: no new registered version, %s (`cnnzoo promote` ships on request)", name, why)
+    return None
+
+
+def describe(what: str, arch: str, data: dict | None, classes: list[str],
+             metrics: dict[str, float | int]) -> tuple[str, dict[str, str]]:
+    """The description and tags of a registered version: what it is, its data (source and
+    digest of the splits), classes, headline metrics, git commit and DVC experiment."""
     from cnnzoo.tracking import git_commit
 
+    data = data or {"source": "unknown", "digest": "unknown"}
+    shown = {k: str(round(v, 4)) for k, v in metrics.items()}
+    tags = {"arch": arch, "data_source": data["source"], "data_digest": str(data["digest"]),
+            "classes": ",".join(classes), **shown, "git_commit": git_commit() or "unknown",
+            "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace")}
+    description = (f"{what}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
+                   + f"; data {data['source']} (digest {data['digest']}); classes "
+                   + ", ".join(classes) + ".")
+    return description, tags
+
+
+def version_tags(arch: str, export: Path, metrics_dir: Path) -> tuple[str, dict[str, str]]:
+    """The description and tags of a registered version of `export` (exports/<arch>)."""
     card = read_json(export / "model.json")
     ev = read_json(metrics_dir / f"{arch}.json")
     ex = read_json(metrics_dir / "export" / f"{arch}.json")
-    data = ev.get("data") or {"source": "unknown", "digest": "unknown"}
-    tags = {"arch": arch, "data_source": data["source"], "data_digest": str(data["digest"]),
-            "classes": ",".join(card["classes"]),
-            "accuracy_keras": f"{ex['keras_accuracy']:.4f}",
-            "accuracy_int8": f"{ex['int8']['accuracy']:.4f}",
-            "int8_kb": f"{ex['int8']['size_bytes'] / 1024:.1f}",
-            "test_images": str(ex["test_images"]),
-            "git_commit": git_commit() or "unknown",
-            "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace")}
-    description = (f"{arch}, int8 TFLite through LiteRT: test accuracy {tags['accuracy_int8']} "
-                   f"(Keras {tags['accuracy_keras']}) on {tags['test_images']} images of "
-                   f"{data['source']} (data digest {data['digest']}); classes "
-                   f"{', '.join(card['classes'])}; input {card['input']['shape']}.")
-    return description, tags
+    return describe(f"{arch}, int8 TFLite through LiteRT, input {card['input']['shape']}", arch,
+                    ev.get("data"), card["classes"],
+                    {"accuracy_int8": ex["int8"]["accuracy"], "accuracy_keras": ex["keras_accuracy"],
+                     "int8_kb": round(ex["int8"]["size_bytes"] / 1024, 1),
+                     "test_images": ex["test_images"]})
 
 
 def register(run, arch: str, export: Path, metrics_dir: Path) -> str | None:

@@ -111,9 +111,8 @@ def mobile_markdown(rows: list[dict], pick: str | None, version: str | None = No
     lines += [f"| {r['arch']} | {r['variant']} | {r['kb']} | {r['keras']} | {r['accuracy']} | "
               f"{r['drop']} | {r['latency']} | {r['notes']} |" for r in rows]
     if pick and version:
-        lines += ["", f"Registered in MLflow as `models:/cnnzoo-mobile@mobile` (version {version}): "
-                  f"**{pick}** (the smallest int8 file within the parity tolerance of the best int8 "
-                  "accuracy)."]
+        lines += ["", f"Registered in MLflow as `models:/cnnzoo-mobile@mobile`: **{pick}** (the "
+                  "smallest int8 file within the parity tolerance of the best int8 accuracy)."]
     elif pick:
         lines += ["", f"The pick: **{pick}** (the smallest int8 file within the parity tolerance "
                   "of the best int8 accuracy). Not registered: this is not the committed default "

@@ -146,9 +146,9 @@ class Run:
 
         self._guard("log_dataset", _log)
 
-    def log_keras_model(self, model: keras.Model, x_sample: np.ndarray,
-                        registered_name: str | None = None) -> None:
-        """Keras flavour with a signature (mlflow.keras 3.17 breaks on input_example=)."""
+    def log_keras_model(self, model: keras.Model, x_sample: np.ndarray) -> str | None:
+        """Keras flavour with a signature (mlflow.keras 3.17 breaks on input_example=); returns
+        its model URI (`register` adds it to the registry)."""
         import mlflow
         from mlflow.models import infer_signature
 
@@ -156,10 +156,10 @@ class Run:
             y = model.predict(x_sample, verbose=0)
             # Pinned requirements skip MLflow's slow requirement inference (it reloads the model).
             reqs = [f"{p}=={metadata.version(p)}" for p in ("keras", _tf_dist())]
-            mlflow.keras.log_model(model, name="model", signature=infer_signature(x_sample, y),
-                                   pip_requirements=reqs, registered_model_name=registered_name)
+            return mlflow.keras.log_model(model, name="model", signature=infer_signature(x_sample, y),
+                                          pip_requirements=reqs).model_uri
 
-        self._guard("log_model", _log)
+        return self._guard("log_model", _log)
 
     def log_tflite_model(self, folder: str | Path) -> str | None:
         """An export folder (.tflite files, model.json, labels.txt) as a pyfunc model that runs
@@ -174,27 +174,24 @@ class Run:
         reqs = [f"{p}=={metadata.version(p)}" for p in ("ai-edge-litert", "numpy", "pandas")]
 
         def _log():
-            from mlflow.models import ModelSignature
-            from mlflow.types import ColSpec, Schema, TensorSpec
-
-            signature = ModelSignature(
-                Schema([TensorSpec(np.dtype(np.float32), (-1, *card["input"]["shape"]))]),
-                Schema([ColSpec("float", name) for name in card["classes"]]))
+            # No signature: MLflow would enforce one input shape and dtype before the model's
+            # own pre-processing (serving_input.py) could take images of any size and type.
             # pyfunc logging copies the artifacts with a progress bar per file: not for a log.
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             # MLflow runs the input example through LiteRT, whose C++ side announces XNNPACK.
             with native_output("LiteRT interpreter (MLflow's input example)"):
                 return mlflow.pyfunc.log_model(
                     name="mobile", python_model=str(Path(__file__).with_name("litert_pyfunc.py")),
-                    artifacts=artifacts, pip_requirements=reqs, signature=signature,
+                    artifacts=artifacts, pip_requirements=reqs, signature=False,
+                    code_paths=[str(Path(__file__).with_name("serving_input.py"))],
                     input_example=np.zeros((1, *card["input"]["shape"]), np.float32)).model_uri
 
         return self._guard("log_tflite_model", _log)
 
-    def register(self, model_uri: str, name: str, alias: str, *, description: str = "",
-                 tags: Mapping[str, str] | None = None) -> str | None:
+    def register(self, model_uri: str, name: str, alias: str | None = None, *,
+                 description: str = "", tags: Mapping[str, str] | None = None) -> str | None:
         """A new version of registered model `name` from `model_uri`, with its description and
-        tags, given `alias`."""
+        tags, given `alias` if any."""
         import mlflow
 
         def _register():
@@ -202,7 +199,8 @@ class Run:
             client = mlflow.MlflowClient()
             if description:
                 client.update_model_version(name, version, description=description)
-            client.set_registered_model_alias(name, alias, version)
+            if alias:
+                client.set_registered_model_alias(name, alias, version)
             return str(version)
 
         return self._guard("register", _register)

@@ -20,9 +20,11 @@ from cnnzoo.files import write_json, write_text
 from cnnzoo.stages.common import (
     TaskB,
     augmented_copies,
+    data_record,
     experiment_tags,
     log_data,
     make_sample,
+    register_keras,
     task_b,
     training_data,
     trains,
@@ -71,7 +73,7 @@ def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, 
 
 
 def _finish(model, out: str, metrics: str, result: dict, run: Run, history: str,
-            x_sample: np.ndarray, registered: str | None = None) -> None:
+            x_sample: np.ndarray, register: dict | None = None) -> None:
     from cnnzoo import train as trainer
     from cnnzoo.evaluate import count_params
 
@@ -82,19 +84,20 @@ def _finish(model, out: str, metrics: str, result: dict, run: Run, history: str,
     write_json(metrics, result)
     run.log_metrics({f"final_{k}": v for k, v in result.items() if isinstance(v, int | float)})
     run.log_artifact(history)
-    if registered:  # the shipped model: Keras flavour with signature, in the registry
-        run.log_keras_model(model, x_sample, registered_name=registered)
+    if register:  # the shipped model: Keras flavour with signature, in the registry
+        register_keras(run, model, x_sample, **register,
+                       metrics={k: result[k] for k in ("test_accuracy", "val_accuracy")})
     else:  # intermediate models: the file itself (the flavour costs seconds per stage)
         run.log_artifact(out, folder="model")
 
 
 def _finish_b(what: str, model, data: TaskB, out: str, metrics: str, run: Run, history: str,
-              registered: str | None = None, **extra) -> None:
+              register: dict | None = None, **extra) -> None:
     """`_finish` for a task-B model: its validation and test accuracy are the metrics."""
     result = {"val_accuracy": _accuracy(model, data.x_val, data.y_val),
               "test_accuracy": _accuracy(model, data.x_test, data.y_test),
               "train_images": len(data.x), **extra}
-    _finish(model, out, metrics, result, run, history, make_sample(data.x_val), registered)
+    _finish(model, out, metrics, result, run, history, make_sample(data.x_val), register)
     log.info("%s: val %.4f, test %.4f", what, result["val_accuracy"], result["test_accuracy"])
 
 
@@ -224,7 +227,10 @@ def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: 
                              k=data.k, augmented=augmented, history=history, key=tracked,
                              run=run, calibrate=adapt)
         _finish_b(f"finetune {arch} ({strategy})", model, data, out, metrics, run, history,
-                  registered=f"cnnzoo-{arch}", strategy=strategy)
+                  register={"name": f"cnnzoo-{arch}", "arch": arch, "classes": data.names,
+                            "what": f"{arch} fine-tuned on task B ({strategy})",
+                            "data": data_record(prepared)},
+                  strategy=strategy)
 
 
 @trains("prepared", "augmented")

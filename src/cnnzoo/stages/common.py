@@ -154,6 +154,19 @@ def data_record(folder: str | Path) -> dict[str, str | None]:
             "digest": meta.get("digest")}
 
 
+def register_keras(run, model, x_sample: np.ndarray, *, name: str, what: str, arch: str,
+                   data: dict | None, classes: list[str], metrics: dict[str, float]) -> None:
+    """The model in the run (Keras flavour, with a signature) and, on the committed default run
+    only (cnnzoo/promote.py), a new version of registered model `name`, described and tagged with
+    its data, classes and metrics. An experiment's model stays in its run."""
+    from cnnzoo import promote
+
+    uri = run.log_keras_model(model, x_sample)
+    if uri and promote.may_register(name):
+        description, tags = promote.describe(what, arch, data, classes, metrics)
+        run.register(uri, name, description=description, tags=tags)
+
+
 def experiment_tags(params: Params) -> dict[str, str]:
     """What the MLflow UI groups and compares runs by (also logged as params)."""
     return {"strategy": params.transfer.strategy, "weights": params.pretrain.weights,

@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, trains
+from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, register_keras, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,10 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
         write_json(metrics, result)
         run.log_metrics(result)
         run.log_artifact(history)
-        run.log_keras_model(model, x_val[:2].astype(np.float32) / 255.0,
-                            registered_name=f"cnnzoo-{cfg.arch}")
+        register_keras(run, model, x_val[:2].astype(np.float32) / 255.0,
+                       name=f"cnnzoo-{cfg.arch}", what=f"{cfg.arch} detector on {cfg.backbone}",
+                       arch=cfg.arch, data=data_record(scenes), classes=names,
+                       metrics={"val_map50": result["val_map50"]})
     log.info("detect %s on %s: validation mAP@0.5 %.4f (%d training boxes, %d in shared cells)",
              cfg.arch, cfg.backbone, result["val_map50"], boxes_total, boxes_total - kept)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, trains
+from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, register_keras, trains
 from cnnzoo.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str
         write_json(metrics, result)
         run.log_metrics(result)
         run.log_artifact(history)
-        run.log_keras_model(model, x_val[:2].astype(np.float32) / 255.0,
-                            registered_name=f"cnnzoo-{arch}")
+        register_keras(run, model, x_val[:2].astype(np.float32) / 255.0, name=f"cnnzoo-{arch}",
+                       what=f"{arch} segmentation", arch=arch, data=data_record(scenes),
+                       classes=names, metrics={"val_mean_iou": result["val_mean_iou"]})
     log.info("segment %s: validation pixel accuracy %.4f, mean IoU %.4f", arch,
              result["val_pixel_accuracy"], result["val_mean_iou"])
 

@@ -80,7 +80,8 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
         # No MLflow run ids in what DVC hashes: the same model must give the same bytes.
-        write_export(out, files, model_card(arch, meta, params, result, files), run, labels=names)
+        card = model_card(arch, meta, params, result, files, background=test.x)
+        write_export(out, files, card, run, labels=names)
         write_json(metrics, result)
     log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)",
              arch, cfg.max_drop, result["keras_accuracy"], result["int8_size_ratio"],
@@ -98,10 +99,11 @@ def _flat_metrics(result: dict) -> dict[str, float]:
 
 
 def model_card(arch: str, meta: dict, params: Params, result: dict,
-               files: dict[str, bytes]) -> dict:
+               files: dict[str, bytes], background: np.ndarray | None = None) -> dict:
     """model.json: what an app needs to feed the .tflite files (and `cnnzoo predict` reads).
     Only what the files depend on: the MLflow run and the git commit are the run's tags."""
     from cnnzoo.export import LiteModel
+    from cnnzoo.serving_input import border_brightness
 
     shape = meta["image_shape"]
     variants = {}
@@ -125,6 +127,10 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
             # zero-padded (fit: pad) or resized (fit: resize) to `shape`.
             "fit": params.data.fit,
             "source_size": meta.get("source_image_shape", shape)[:2],
+            # The training images' median border brightness in [0, 1] (`background`, from
+            # the test images): `cnnzoo predict` warns on images of the opposite polarity.
+            **({"background": round(float(np.median(border_brightness(background))), 3)}
+               if background is not None else {}),
             # Variants with an input_scale take int8: q = round(x / scale) + zero_point.
         },
         "output": "logits (softmax gives probabilities)",

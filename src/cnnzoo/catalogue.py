@@ -1,0 +1,49 @@
+"""The model registry's names, tasks and settings as data (catalogue.json), so that validating
+params.yaml (`cnnzoo check`, `cnnzoo run`, every stage's start) needs no TensorFlow import.
+
+The registry (cnnzoo/models) stays the one source: `python -m cnnzoo.catalogue` rewrites the file
+from it, and tests/test_models.py fails, saying so, when the two differ.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+PATH = Path(__file__).with_name("catalogue.json")
+
+
+@functools.cache
+def _entries() -> dict[str, dict]:
+    return json.loads(PATH.read_text())
+
+
+def list_models(task: str | None = "classify") -> list[str]:
+    """As cnnzoo.models.list_models: registered names for `task` (None: every task)."""
+    return sorted(k for k, e in _entries().items() if task is None or e["task"] == task)
+
+
+def model_hparams(name: str) -> set[str]:
+    """As cnnzoo.models.model_hparams: the settings the builder of `name` accepts."""
+    try:
+        return set(_entries()[name]["hparams"])
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models(None))}") from None
+
+
+def from_registry() -> dict[str, dict]:
+    """What catalogue.json should hold, from the live registry (imports Keras)."""
+    from cnnzoo.models import get_entry
+    from cnnzoo.models import list_models as registered
+    from cnnzoo.models import model_hparams as settings
+
+    return {name: {"task": get_entry(name).task, "hparams": sorted(settings(name))}
+            for name in registered(None)}
+
+
+if __name__ == "__main__":
+    from cnnzoo.files import write_json
+
+    write_json(PATH, from_registry())
+    print(f"{PATH}: {len(_entries.__wrapped__())} models")
