@@ -79,7 +79,7 @@ class DataConfig(_Section):
     image_size: int = Field(32, ge=8, le=512)
     channels: Literal[1, 3] | None = None  # None: the source's own (1 for *MNIST, 3 otherwise)
     # How images of another size reach image_size: "pad" zero-pads smaller ones (LeNet-5's
-    # 28 -> 32), "resize" rescales bilinearly. Folder images are always resized.
+    # 28 -> 32; larger folder images shrink first, aspect kept), "resize" rescales bilinearly.
     fit: Literal["pad", "resize"] = "pad"
     # Folder images over this many pixels are skipped (listed in skipped.txt) undecoded.
     max_pixels: int = Field(MAX_PIXELS, ge=1)

@@ -103,13 +103,13 @@ def _summary_ok(root: Path, seconds: float, started: float) -> str:
 
 
 def listed_pipelines(root: Path) -> list[str]:
-    """The pipelines params.yaml lists (config.PipelinesConfig's rule, read without validating
-    the whole file: that imports Keras)."""
+    """The pipelines params.yaml lists (validating it needs no TensorFlow: cnnzoo/catalogue.py)."""
+    from cnnzoo import config
+
     try:
-        chosen = yaml.safe_load((root / "params.yaml").read_text()).get("pipelines") or {}
-    except (OSError, AttributeError, yaml.YAMLError):
-        chosen = {}
-    return ["classify", *(p for p in ("segment", "detect", "verify") if chosen.get(p, [p]))]
+        return config.load(root / "params.yaml").pipelines.selected()
+    except config.ConfigError:
+        return ["classify"]
 
 
 def ui_url(root: Path, base: str = "http://127.0.0.1:5000") -> str:

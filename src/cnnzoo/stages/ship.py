@@ -80,7 +80,7 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
         # No MLflow run ids in what DVC hashes: the same model must give the same bytes.
-        card = model_card(arch, meta, params, result, files, background=test.x)
+        card = model_card(arch, meta, params, result, files, images=test.x)
         write_export(out, files, card, run, labels=names)
         write_json(metrics, result)
     log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)",
@@ -99,7 +99,7 @@ def _flat_metrics(result: dict) -> dict[str, float]:
 
 
 def model_card(arch: str, meta: dict, params: Params, result: dict,
-               files: dict[str, bytes], background: np.ndarray | None = None) -> dict:
+               files: dict[str, bytes], images: np.ndarray | None = None) -> dict:
     """model.json: what an app needs to feed the .tflite files (and `cnnzoo predict` reads).
     Only what the files depend on: the MLflow run and the git commit are the run's tags."""
     from cnnzoo.export import LiteModel
@@ -127,10 +127,10 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
             # zero-padded (fit: pad) or resized (fit: resize) to `shape`.
             "fit": params.data.fit,
             "source_size": meta.get("source_image_shape", shape)[:2],
-            # The training images' median border brightness in [0, 1] (`background`, from
-            # the test images): `cnnzoo predict` warns on images of the opposite polarity.
-            **({"background": round(float(np.median(border_brightness(background))), 3)}
-               if background is not None else {}),
+            # The data's median border brightness in [0, 1] (measured on `images`, the test
+            # split): `cnnzoo predict` warns on images of the opposite polarity.
+            **({"background": round(float(np.median(border_brightness(images))), 3)}
+               if images is not None else {}),
             # Variants with an input_scale take int8: q = round(x / scale) + zero_point.
         },
         "output": "logits (softmax gives probabilities)",
