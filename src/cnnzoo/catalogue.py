@@ -34,16 +34,18 @@ def model_hparams(name: str) -> set[str]:
 
 def from_registry() -> dict[str, dict]:
     """What catalogue.json should hold, from the live registry (imports Keras)."""
-    from cnnzoo.models import get_entry
-    from cnnzoo.models import list_models as registered
-    from cnnzoo.models import model_hparams as settings
+    from cnnzoo import models
 
-    return {name: {"task": get_entry(name).task, "hparams": sorted(settings(name))}
-            for name in registered(None)}
+    return {name: {"task": models.get_entry(name).task,
+                   "hparams": sorted(models.model_hparams(name))}
+            for name in models.list_models(None)}
 
 
 if __name__ == "__main__":
+    import logging
+
     from cnnzoo.files import write_json
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     write_json(PATH, from_registry())
-    print(f"{PATH}: {len(_entries.__wrapped__())} models")
+    logging.getLogger(__name__).info("%s: %d models", PATH, len(_entries.__wrapped__()))
