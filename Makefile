@@ -54,7 +54,7 @@ test: setup
 # leaderboard figure, a filter grid, a Grad-CAM sample and two MLflow UI screenshots.
 docs-images: setup
 	@bash scripts/install-browser.sh
-	$(BIN)/python -m cnnzoo.docs_images
+	$(BIN)/python -m cnnzoo.reporting.docs_images
 
 ui: setup
 	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store: $(MLFLOW_TRACKING_URI))"
@@ -67,7 +67,7 @@ ui: setup
 HOST ?= 127.0.0.1
 tracking-server: setup
 	@bash scripts/install-postgres.sh
-	$(BIN)/python -m cnnzoo.tracking_server --host $(HOST) --port $(PORT) \
+	$(BIN)/python -m cnnzoo.tracking.server --host $(HOST) --port $(PORT) \
 	  $(if $(AUTH),--auth) $(if $(CREDENTIALS),--credentials $(CREDENTIALS))
 
 # Input pipeline vs training step, then every architecture's training rate next to plain Keras'

@@ -2,13 +2,14 @@
 
 import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
 
-from cnnzoo import warm
+from cnnzoo.tools import warm
 
-warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/tools/warm.py)
 
 import argparse
 
-from cnnzoo.stages import augment, run_stage
+from cnnzoo.stages.common import run_stage
+from cnnzoo.stages.data import augment
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--params", default="params.yaml")

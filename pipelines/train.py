@@ -2,13 +2,14 @@
 
 import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
 
-from cnnzoo import warm
+from cnnzoo.tools import warm
 
-warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/tools/warm.py)
 
 import argparse
 
-from cnnzoo.stages import finetune, pretrain, run_stage, scratch, transfer
+from cnnzoo.stages.classify import finetune, pretrain, scratch, transfer
+from cnnzoo.stages.common import run_stage
 
 STAGES = {"pretrain": pretrain, "transfer": transfer, "finetune": finetune, "scratch": scratch}
 NEEDS_INIT = ("transfer", "finetune")

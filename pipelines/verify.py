@@ -3,13 +3,14 @@ verification of identities never seen in training."""
 
 import _venv  # noqa: F401  (before cnnzoo: says to activate .venv)
 
-from cnnzoo import warm
+from cnnzoo.tools import warm
 
-warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/warm.py)
+warm.delegate()  # under `cnnzoo run`, a warm launcher runs this script (cnnzoo/tools/warm.py)
 
 import argparse
 
-from cnnzoo.stages import run_stage, verify, verify_evaluate, verify_export, verify_pairs
+from cnnzoo.stages.common import run_stage
+from cnnzoo.stages.verify import verify, verify_evaluate, verify_export, verify_pairs
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--params", default="params.yaml")

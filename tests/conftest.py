@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cnnzoo.data.fetch import OFFLINE_ENV, DataFile, DatasetSpec
-from cnnzoo.data.idx import to_idx
+from tests.datafiles import to_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 # dvc.yaml declares src/ files as dependencies, so a project copy needs them (and runs them).

@@ -1,4 +1,4 @@
-"""One training process for tests/test_distributed.py: the project's `train.fit` on a fixed toy
+"""One training process for tests/test_distributed.py: the project's `loop.fit` on a fixed toy
 task under `base.distribute` = MODE, writing the per-epoch history to OUT/history.csv.
 
     python tests/distributed_worker.py MODE OUT [--logical-cpus N]
@@ -30,10 +30,10 @@ if args.logical_cpus > 1:  # before TensorFlow initialises its devices
         cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cnnzoo import distribute, train  # noqa: E402
 from cnnzoo.config import BaseConfig, TrainConfig  # noqa: E402
 from cnnzoo.data.datasets import copies_dataset, make_dataset  # noqa: E402
 from cnnzoo.models import create_model  # noqa: E402
+from cnnzoo.training import distribute, loop  # noqa: E402
 from tests.test_strategies import _toy_task  # noqa: E402
 
 base = BaseConfig(archs=["lenet5"], seed=11, distribute=args.mode,
@@ -58,7 +58,7 @@ def build():
     return keras.Model(inputs, net(Probe()(inputs)), name="lenet5")
 
 
-model = train.fit(build, ds,
+model = loop.fit(build, ds,
                   make_dataset(x[:128], y[:128], batch_size=128, num_classes=5), cfg, base,
                   history_csv=args.out / "history.csv", backup_dir=args.out / "backup",
                   steps_per_epoch=steps)

@@ -3,9 +3,10 @@
 import numpy as np
 import tensorflow as tf
 
-from cnnzoo.augment import batch_mixer, build_augmenter, cutmix, mixup, read_shards, write_shards
 from cnnzoo.config import AugmentConfig
+from cnnzoo.data.augment import batch_mixer, build_augmenter, cutmix, mixup, write_shards
 from cnnzoo.data.datasets import copies_dataset, load_copies
+from tests.datafiles import read_shards
 
 
 def batch(n=8, k=3, seed=0):

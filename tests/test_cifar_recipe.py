@@ -15,7 +15,8 @@ import numpy as np
 from cnnzoo import config
 from cnnzoo.data import sources
 from cnnzoo.data.fetch import MIRROR_ENV, OFFLINE_ENV, DataFile, DatasetSpec
-from cnnzoo.stages import augment, download, pretrain
+from cnnzoo.stages.classify import pretrain
+from cnnzoo.stages.data import augment, download
 from tests.test_readme import by_program, with_overrides, words
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

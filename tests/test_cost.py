@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from cnnzoo.cost import conv_output_size, model_cost, total_macs
 from cnnzoo.models import create_model
+from cnnzoo.models.cost import conv_output_size, model_cost, total_macs
 from cnnzoo.models.layers import LocalResponseNormalization, ZeroPadShortcut
 
 

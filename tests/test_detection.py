@@ -5,8 +5,8 @@ builder and its errors."""
 import numpy as np
 import pytest
 
-from cnnzoo import detection as det
 from cnnzoo.models import create_model, list_models
+from cnnzoo.tasks import detection
 
 GRID, BOXES, CLASSES = 4, 2, 3
 
@@ -35,10 +35,10 @@ def scene_boxes():
 
 
 def test_ground_truth_and_targets():
-    truth = det.ground_truth(scene_boxes(), 40, min_visible=0.5)
+    truth = detection.ground_truth(scene_boxes(), 40, min_visible=0.5)
     assert [len(t) for t in truth] == [2, 1]  # the 20% visible item is hidden
     np.testing.assert_allclose(truth[0][0], [0, 0.05, 0.05, 0.3, 0.35])
-    target = det.encode(truth, GRID, CLASSES)
+    target = detection.encode(truth, GRID, CLASSES)
     assert target.shape == (2, GRID, GRID, 5 + CLASSES) and target[..., 0].sum() == 3
     # Box 1 of scene 0: centre (0.175, 0.2) of the image -> cell (row 0, col 0), offsets
     # (0.7, 0.8) within it, sqrt of its 0.25 × 0.3 size, class 0.
@@ -46,7 +46,7 @@ def test_ground_truth_and_targets():
                                rtol=1e-6)
     # Two centres in one cell: the larger box keeps it.
     shared = [np.array([[0, 0.0, 0.0, 0.2, 0.2], [1, 0.05, 0.05, 0.15, 0.15]], np.float32)]
-    assert det.encode(shared, GRID, CLASSES)[0, 0, 0, 5:].tolist() == [1, 0, 0]
+    assert detection.encode(shared, GRID, CLASSES)[0, 0, 0, 5:].tolist() == [1, 0, 0]
 
 
 def reference_loss(y_true, y_pred, lc=5.0, ln=0.5):
@@ -82,21 +82,21 @@ def reference_loss(y_true, y_pred, lc=5.0, ln=0.5):
 
 
 def test_yolo_loss_matches_the_papers_sum_written_out():
-    target = det.encode(det.ground_truth(scene_boxes(), 40, 0.5), GRID, CLASSES)
+    target = detection.encode(detection.ground_truth(scene_boxes(), 40, 0.5), GRID, CLASSES)
     pred = np.random.default_rng(0).normal(size=(2, GRID, GRID, BOXES * 5 + CLASSES))
-    loss = det.YoloLoss(GRID, BOXES, reduction=None)
+    loss = detection.YoloLoss(GRID, BOXES, reduction=None)
     np.testing.assert_allclose(np.asarray(loss(target, pred.astype(np.float32))),
                                reference_loss(target, pred), rtol=1e-4)
     assert np.asarray(loss(target, perfect_outputs(target))).max() < 0.01
 
 
 def test_perfect_outputs_decode_to_the_truth_and_score_ap_1():
-    truth = det.ground_truth(scene_boxes(), 40, 0.5)
-    found = det.decode(perfect_outputs(det.encode(truth, GRID, CLASSES)), BOXES,
+    truth = detection.ground_truth(scene_boxes(), 40, 0.5)
+    found = detection.decode(perfect_outputs(detection.encode(truth, GRID, CLASSES)), BOXES,
                        score_threshold=0.5, nms_iou=0.5)
     assert [len(f) for f in found] == [2, 1]
     np.testing.assert_allclose(found[1][0, 2:], truth[1][0, 1:], atol=1e-3)
-    scored = det.average_precision(found, truth, CLASSES)
+    scored = detection.average_precision(found, truth, CLASSES)
     assert scored["map50"] == pytest.approx(1.0) and scored["ap"] == pytest.approx([1, 1, 1])
 
 
@@ -107,13 +107,13 @@ def test_average_precision_on_a_hand_worked_case():
     truth = [np.array([[0, 0, 0, 0.2, 0.2], [0, 0.5, 0.5, 0.9, 0.9]], np.float32)]
     found = [np.array([[0, 0.9, 0, 0, 0.2, 0.2], [0, 0.8, 0.3, 0, 0.4, 0.1],
                        [0, 0.75, 0.01, 0, 0.2, 0.21], [0, 0.7, 0.5, 0.5, 0.88, 0.9]], np.float32)]
-    assert det.average_precision(found, truth, 1)["map50"] == pytest.approx(0.75)
-    assert det.average_precision([found[0][:0]], truth, 2) == {"map50": 0.0, "ap": [0.0, None]}
+    assert detection.average_precision(found, truth, 1)["map50"] == pytest.approx(0.75)
+    assert detection.average_precision([found[0][:0]], truth, 2) == {"map50": 0.0, "ap": [0.0, None]}
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes():
     boxes = np.array([[0, 0, 1, 1], [0.05, 0, 1, 1], [2, 2, 3, 3]], np.float32)
-    assert det.nms(boxes, np.array([0.6, 0.9, 0.5]), 0.5).tolist() == [1, 2]
+    assert detection.nms(boxes, np.array([0.6, 0.9, 0.5]), 0.5).tolist() == [1, 2]
 
 
 def test_detector_on_a_backbone_map():

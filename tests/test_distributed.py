@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import pytest
 
-from cnnzoo import distribute
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.data.datasets import copies_dataset, make_dataset
 from cnnzoo.files import read_csv
 from cnnzoo.models import create_model
-from cnnzoo.train import fit
+from cnnzoo.training import distribute
+from cnnzoo.training.loop import fit
 from tests.test_strategies import _toy_task
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -123,7 +123,7 @@ def test_xla_auto_is_on_only_with_a_gpu():
 
 def test_only_the_chief_of_a_cluster_records_mlflow_runs(monkeypatch):
     """N workers train one model: one MLflow run, from worker 0 (or the `chief` task)."""
-    from cnnzoo.tracking import is_chief
+    from cnnzoo.tracking.client import is_chief
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert is_chief()

@@ -1,10 +1,10 @@
-"""`make docs-images` (cnnzoo.docs_images): refuses without a finished run, and shrinks what it
+"""`make docs-images` (cnnzoo.reporting.docs_images): refuses without a finished run, and shrinks what it
 copies to small palette PNGs."""
 
 import numpy as np
 from PIL import Image
 
-from cnnzoo import docs_images
+from cnnzoo.reporting import docs_images
 
 
 def test_without_a_run_it_says_so_and_writes_nothing(tmp_path, caplog):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cnnzoo.data.idx import IdxError, parse_idx, to_idx
+from cnnzoo.data.idx import IdxError, parse_idx
+from tests.datafiles import to_idx
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnzoo import imagenet
+from cnnzoo.training import imagenet
 
 
 def save_legacy_weights(model: keras.Model, path) -> None:

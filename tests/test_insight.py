@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnnzoo import insight
-from cnnzoo import viz_insight as fig
 from cnnzoo.models import get_entry, list_models
+from cnnzoo.reporting import insight, insight_figures
 from tests.test_models import small
 
 # One registered variant per family of list_models() (a family's variants share their block
@@ -50,9 +49,9 @@ def test_insight_on_every_family(name, tmp_path):
     assert cams.shape == (4, 32, 32) and np.isfinite(cams).all()
     assert cams.min() >= 0 and cams.max() <= 1 + 1e-6
 
-    fig.filters_figure(filters, tmp_path / "f.png", name)
-    fig.exemplars_figure(found, x, tmp_path / "e.png", name)
-    fig.gradcam_figure(x[:4], cams, ["a", "b", "c", "d"], ["a", "x", "c", "y"],
+    insight_figures.filters_figure(filters, tmp_path / "f.png", name)
+    insight_figures.exemplars_figure(found, x, tmp_path / "e.png", name)
+    insight_figures.gradcam_figure(x[:4], cams, ["a", "b", "c", "d"], ["a", "x", "c", "y"],
                        tmp_path / "g.png", name)
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("f.png", "e.png", "g.png"))
 
@@ -85,19 +84,19 @@ def test_curves_figure_reads_the_phases(tmp_path):
         rows = ["epoch,accuracy,loss,val_accuracy,val_loss"]
         rows += [f"{e},{0.5 + e / 10},{1 - e / 10},{0.4 + e / 10},{1.1 - e / 10}" for e in range(n)]
         (tmp_path / f"{stage}.csv").write_text("\n".join(rows) + "\n")
-    phases = [(s, fig.read_history(tmp_path / f"{s}.csv")) for s in ("pretrain", "finetune")]
+    phases = [(s, insight_figures.read_history(tmp_path / f"{s}.csv")) for s in ("pretrain", "finetune")]
     assert len(phases[0][1]["val_loss"]) == 3
-    fig.curves_figure(phases, tmp_path / "c.png", "curves")
+    insight_figures.curves_figure(phases, tmp_path / "c.png", "curves")
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
 def test_a_transferred_model_is_seen_through_its_backbone():
     """Input -> backbone (nested model) -> head, as the transfer stage builds it: the same
     feature layers, exemplars and Grad-CAM as the flat model with the same weights."""
-    from cnnzoo import transfer as tl
+    from cnnzoo.training import backbones
 
     flat = small("lenet5")
-    backbone = tl.extract_backbone(flat)
+    backbone = backbones.extract_backbone(flat)
     inputs = keras.Input(flat.input_shape[1:])
     nested = keras.Model(inputs, flat.get_layer("head")(backbone(inputs)))
     x = np.random.default_rng(2).random((6, 32, 32, 1), dtype=np.float32)

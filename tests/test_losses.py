@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnnzoo.losses import TripletSemiHardLoss, pairwise_distances, triplet_semihard_loss
+from cnnzoo.training.losses import TripletSemiHardLoss, pairwise_distances, triplet_semihard_loss
 
 
 def reference(labels: np.ndarray, emb: np.ndarray, margin: float) -> float:

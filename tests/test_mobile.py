@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnzoo import cli, export, mobile, report, sizes
+from cnnzoo import cli
 from cnnzoo.config import ExportConfig, SizesConfig
+from cnnzoo.deploy import convert, parity, sizes
 from cnnzoo.files import read_csv
 from cnnzoo.models import create_model
+from cnnzoo.reporting import leaderboard
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +45,16 @@ def lenet(images):
 def test_four_variants_measured_against_keras(lenet, images):
     _, x, y = images
     cfg = ExportConfig(latency_runs=5, latency_threads=[1, 2], int8_scales="auto")
-    split = mobile.Split(x, y)
-    files, result = mobile.convert_and_measure(lenet, cfg, x_rep=x[:20], val=split, test=split,
+    split = parity.Split(x, y)
+    files, result = parity.convert_and_measure(lenet, cfg, x_rep=x[:20], val=split, test=split,
                                                name="lenet5")
-    assert set(files) == set(export.VARIANTS) == {"float32", "float16", "dynamic_int8", "int8"}
+    assert set(files) == set(convert.VARIANTS) == {"float32", "float16", "dynamic_int8", "int8"}
     sizes_ = {v: len(b) for v, b in files.items()}
     assert sizes_["float16"] < 0.6 * sizes_["float32"]
     assert sizes_["int8"] < sizes_["float32"] / 3 and sizes_["dynamic_int8"] < sizes_["float32"] / 3
-    keras_classes = mobile.keras_classes(lenet, x)
+    keras_classes = parity.keras_classes(lenet, x)
     assert result["keras_accuracy"] == pytest.approx(np.mean(keras_classes == y))
-    for variant in export.VARIANTS:
+    for variant in convert.VARIANTS:
         r = result[variant]
         assert r["size_bytes"] == sizes_[variant]
         assert r["drop"] == pytest.approx(result["keras_accuracy"] - r["accuracy"])
@@ -62,14 +64,14 @@ def test_four_variants_measured_against_keras(lenet, images):
     assert result["float32"]["accuracy"] == result["keras_accuracy"]
     assert result["int8"]["float_ops"] == {}  # LeNet-5 is integer-only
     assert result["int8_scales"] in ("per_tensor", "per_channel")
-    assert export.LiteModel(files["int8"]).inp["dtype"] == np.int8
-    assert export.LiteModel(files["dynamic_int8"]).inp["dtype"] == np.float32
+    assert convert.LiteModel(files["int8"]).inp["dtype"] == np.int8
+    assert convert.LiteModel(files["dynamic_int8"]).inp["dtype"] == np.float32
 
 
 def test_int8_scales_per_channel_is_bigger_than_per_tensor(lenet, images):
     x = images[1][:8]
-    channel = export.convert(lenet, "int8", x, per_channel=True)
-    tensor = export.convert(lenet, "int8", x, per_channel=False)
+    channel = convert.convert(lenet, "int8", x, per_channel=True)
+    tensor = convert.convert(lenet, "int8", x, per_channel=False)
     assert len(tensor) < len(channel)
 
 
@@ -78,25 +80,25 @@ def test_float_ops_names_what_stays_float_in_int8():
     net = create_model("alexnet", input_shape=(32, 32, 1), num_classes=5, small_input=True,
                        width=0.0625)
     x = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
-    ops = export.float_ops(export.convert(net, "int8", x))
+    ops = convert.float_ops(convert.convert(net, "int8", x))
     assert ops and "QUANTIZE" not in ops and "DEQUANTIZE" not in ops
     assert "POW" in ops or "SQUARE" in ops  # the LRN's (k + alpha * sum(a^2))^beta
-    assert export.float_ops(export.convert(net, "float32")) != {}
+    assert convert.float_ops(convert.convert(net, "float32")) != {}
 
 
 def test_gate_names_the_variant_and_both_accuracies():
     result = {"keras_accuracy": 0.93,
-              **{v: {"accuracy": 0.93, "drop": 0.0} for v in export.VARIANTS}}
-    assert mobile.gate_failures(result, 0.01) == []
+              **{v: {"accuracy": 0.93, "drop": 0.0} for v in convert.VARIANTS}}
+    assert parity.gate_failures(result, 0.01) == []
     result["int8"] = {"accuracy": 0.915, "drop": 0.015}
-    (line,) = mobile.gate_failures(result, 0.01)
+    (line,) = parity.gate_failures(result, 0.01)
     assert line.startswith("int8 accuracy 0.9150") and "Keras model's 0.9300" in line
     assert "max_drop=0.01" in line
 
 
 def test_unknown_variant_lists_the_known_ones(lenet):
     with pytest.raises(ValueError, match="float16"):
-        export.convert(lenet, "int4")
+        convert.convert(lenet, "int4")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,7 @@ def exported(lenet, images, tmp_path_factory):
 
     _, x, y = images
     root = tmp_path_factory.mktemp("export")
-    files = export.convert_all(lenet, ["float32", "int8"], x[:20])
+    files = convert.convert_all(lenet, ["float32", "int8"], x[:20])
     result = {"keras_accuracy": 0.5, "test_images": len(y),
               **{v: {"size_bytes": len(b), "accuracy": 0.5} for v, b in files.items()}}
     meta = {"image_shape": [32, 32, 1], "source_image_shape": [28, 28, 1],
@@ -236,8 +238,8 @@ def test_pick_mobile_is_the_smallest_within_tolerance(tmp_path):
         (tmp_path / "export" / f"{arch}.json").write_text(
             json.dumps({"int8": {"accuracy": acc, "size_bytes": size}}))
     archs = ["vgg11", "nin", "lenet5"]
-    assert report.pick_mobile(archs, tmp_path, 0.01) == "nin"
-    assert report.pick_mobile(archs, tmp_path, 0.05) == "lenet5"
+    assert leaderboard.pick_mobile(archs, tmp_path, 0.01) == "nin"
+    assert leaderboard.pick_mobile(archs, tmp_path, 0.05) == "lenet5"
 
 
 def test_sizes_of_a_small_network(tmp_path):
@@ -256,17 +258,17 @@ def test_sizes_of_a_small_network(tmp_path):
 
 def test_one_converter_for_all_variants_gives_the_bytes_of_fresh_ones(lenet, images):
     x = images[1][:8]
-    together = export.convert_all(lenet, ["int8", "float16", "dynamic_int8", "float32"], x,
+    together = convert.convert_all(lenet, ["int8", "float16", "dynamic_int8", "float32"], x,
                                   per_channel=False)
     for variant, content in together.items():
-        assert content == export.convert(lenet, variant, x, per_channel=False), variant
+        assert content == convert.convert(lenet, variant, x, per_channel=False), variant
 
 
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_batched_evaluation_gives_the_per_image_logits(lenet, images, variant):
     """The parity gate runs the shipped batch-1 file with its batch dimension resized."""
     _, x, _ = images
-    lite = export.LiteModel(export.convert(lenet, variant, x[:20]), num_threads=2)
+    lite = convert.LiteModel(convert.convert(lenet, variant, x[:20]), num_threads=2)
     one_by_one = np.stack([lite.logits(img) for img in x])
     batched = lite.predict_logits(x, batch_size=64)  # 200 images: 3 full batches + 8 padded
     assert lite._batched(64, x[:8]) is not None

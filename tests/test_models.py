@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnzoo import export
+from cnnzoo.deploy import convert
 from cnnzoo.models import FEATURES, HEAD, create_model, get_entry, list_models, model_hparams
 
 # Small-input settings per family, so the whole zoo builds and converts in seconds.
@@ -46,7 +46,7 @@ def test_small_forward_round_trip_and_tflite(name, tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(again.predict(x, verbose=0), y, rtol=1e-4, atol=1e-4)
-    lite = export.LiteModel(export.convert(model, "float32"))
+    lite = convert.LiteModel(convert.convert(model, "float32"))
     np.testing.assert_allclose(lite.logits(x[0]), y[0], rtol=1e-3, atol=1e-3)
 
 
@@ -147,10 +147,11 @@ def test_zfnet_has_figure_3s_maps():
 
 def test_catalogue_matches_the_registry():
     """Params validation reads catalogue.json, not the registry (no TensorFlow import)."""
-    from cnnzoo import catalogue
+    from cnnzoo.config import catalogue
+    from cnnzoo.models.catalogue import from_registry
 
-    assert catalogue._entries() == catalogue.from_registry(), (
-        "src/cnnzoo/catalogue.json is out of date: python -m cnnzoo.catalogue")
+    assert catalogue._entries() == from_registry(), (
+        "src/cnnzoo/config/catalogue.json is out of date: python -m cnnzoo.models.catalogue")
 
 
 def test_cnnzoo_check_validates_without_tensorflow():

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from cnnzoo import ui_browser
-from cnnzoo.export import VARIANTS
+from cnnzoo.deploy.convert import VARIANTS
 from cnnzoo.stages.visualize import FIGURES
+from cnnzoo.tracking import browser
 from tests.conftest import GIT, ROOT
 
 
@@ -334,49 +334,49 @@ def test_mlflow_ui_in_a_browser(project, tmp_path):
     root, env = project
     if not (root / "mlflow.db").is_file():
         pytest.skip("needs the end-to-end run's MLflow store")
-    if why := ui_browser.missing_browser():
+    if why := browser.missing_browser():
         pytest.skip(why)
     db = sqlite3.connect(root / "mlflow.db")
     exp_id = db.execute("SELECT experiment_id FROM experiments WHERE name = 'cnnzoo'").fetchone()[0]
     run_ids = dict(db.execute("SELECT name, run_uuid FROM runs").fetchall())
     # The link `make run` prints opens the experiment's runs in the model-training view.
-    link = subprocess.run([sys.executable, "-c", "from pathlib import Path; from cnnzoo.runner "
+    link = subprocess.run([sys.executable, "-c", "from pathlib import Path; from cnnzoo.tools.runner "
                            "import ui_url; print(ui_url(Path('.')))"], cwd=root, env=env,
                           capture_output=True, text=True, check=True).stdout.strip()
     assert link.endswith(f"/#/experiments/{exp_id}/runs?workflowType=machine_learning")
     shots = Path(os.environ.get("CNNZOO_SCREENSHOTS") or tmp_path)
-    with ui_browser.mlflow_ui(root / "mlflow.db", cwd=root, env=env) as url:
-        browser = ui_browser.Browser(url, shots)
+    with browser.mlflow_ui(root / "mlflow.db", cwd=root, env=env) as url:
+        ui = browser.Browser(url, shots)
         try:
             # Model-training view: the sidebar has the model registry, not the GenAI judges.
-            text = browser.page(f"/experiments/{exp_id}/runs", "Model registry", "Run Name",
+            text = ui.page(f"/experiments/{exp_id}/runs", "Model registry", "Run Name",
                                 "Dataset", "report", shot="mlflow_runs.png")
             assert "Judges" not in text
             # Filtering on the stage tag keeps that stage's runs (one per arch), with their data.
             query = urllib.parse.quote("tags.stage = 'finetune'")
-            text = browser.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
+            text = ui.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
                                 "finetune-mobilenet_v2", "finetune-lenet5", "fashion_mnist:task_B")
             assert "pretrain-lenet5" not in text and "export-lenet5" not in text
             query = urllib.parse.quote("tags.arch = 'lenet5'")
-            text = browser.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
+            text = ui.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
                                 "pretrain-lenet5", "export-lenet5", "visualize-lenet5")
             assert "finetune-mobilenet_v2" not in text
             # A run page: its metrics; then its TFLite files and a PNG among the artifacts.
             export = run_ids["export-lenet5"]
-            browser.page(f"/experiments/{exp_id}/runs/{export}", "int8_accuracy",
+            ui.page(f"/experiments/{exp_id}/runs/{export}", "int8_accuracy",
                          "float32_size_bytes", shot="mlflow_run.png")
-            browser.page(f"/experiments/{exp_id}/runs/{export}/artifacts/tflite/lenet5_int8.tflite",
+            ui.page(f"/experiments/{exp_id}/runs/{export}/artifacts/tflite/lenet5_int8.tflite",
                          "lenet5_float32.tflite", "lenet5_int8.tflite", "model.json")
             visual = run_ids["visualize-lenet5"]
-            browser.page(f"/experiments/{exp_id}/runs/{visual}/artifacts/visualize/filters.png",
+            ui.page(f"/experiments/{exp_id}/runs/{visual}/artifacts/visualize/filters.png",
                          "filters.png", "gradcam.png", "maximization.png",
                          shot="mlflow_artifacts.png")
             with Image.open(root / "plots/visualize/lenet5/filters.png") as png:
-                assert browser.shows_image(png.width)  # the picture itself is on the page
+                assert ui.shows_image(png.width)  # the picture itself is on the page
             # The registered model page lists its versions and the @mobile alias.
-            browser.page("/models/cnnzoo-mobile", "Version 1", "mobile", shot="mlflow_model.png")
+            ui.page("/models/cnnzoo-mobile", "Version 1", "mobile", shot="mlflow_model.png")
         finally:
-            browser.close()
+            ui.close()
 
 
 def test_same_params_and_seed_give_byte_identical_metrics(project, tmp_path):

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.augment import write_shards
+from cnnzoo.data.augment import write_shards
 from cnnzoo.config import AugmentConfig
 from cnnzoo.files import csv_text, write_json, write_npz, write_text
 from cnnzoo.models import create_model
-from cnnzoo.train import save_model
-from cnnzoo.viz import augmentation_grid
+from cnnzoo.training.saving import save_model
+from cnnzoo.reporting.figures import augmentation_grid
 
 out = Path(sys.argv[1])
 out.mkdir()
@@ -32,7 +32,7 @@ write_shards(x, y, AugmentConfig(copies=2), 3, out, "a_train")  # TFRecords
 write_npz(out / "split.npz", x=x, y=y)  # prepared splits and scenes
 import keras
 
-from cnnzoo.export import convert_all
+from cnnzoo.deploy.convert import convert_all
 
 keras.utils.set_random_seed(0)
 for arch in ("lenet5", "mobilenet_v2"):  # shared objects in the config: ids to renumber
@@ -74,7 +74,7 @@ def test_a_normalised_keras_file_reloads_to_the_same_model(tmp_path):
     import numpy as np
 
     from cnnzoo.models import create_model
-    from cnnzoo.train import save_model
+    from cnnzoo.training.saving import save_model
 
     keras.utils.set_random_seed(1)
     model = create_model("mobilenet_v2", input_shape=(32, 32, 1), num_classes=3)

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from cnnzoo import runner
-from cnnzoo.stages import run_stage
+from cnnzoo.stages.common import run_stage
+from cnnzoo.tools import runner
 from tests.conftest import ROOT, copy_project
 
 

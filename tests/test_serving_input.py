@@ -1,11 +1,11 @@
-"""The one pre-processing of `cnnzoo predict` and the MLflow model (cnnzoo/serving_input.py):
+"""The one pre-processing of `cnnzoo predict` and the MLflow model (cnnzoo/data/serving_input.py):
 grey or colour, any size, uint8 or float, brought to model.json's input as training images were."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cnnzoo.serving_input import InputShapeError, as_batch, border_brightness, resize, to_model_input
+from cnnzoo.data.serving_input import InputShapeError, as_batch, border_brightness, resize, to_model_input
 
 CARD = {"input": {"shape": [32, 32, 1], "fit": "pad", "source_size": [28, 28]}}
 

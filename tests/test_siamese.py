@@ -5,11 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from cnnzoo import export
-from cnnzoo import train as trainer
 from cnnzoo.config import BaseConfig, TrainConfig
-from cnnzoo.losses import TripletSemiHardLoss
+from cnnzoo.deploy import convert
 from cnnzoo.models import create_model, siamese
+from cnnzoo.training import loop
+from cnnzoo.training.losses import TripletSemiHardLoss
 
 
 def tower(dim=8):
@@ -50,12 +50,12 @@ def test_triplet_training_through_the_one_fit_separates_two_identities(tmp_path)
     x[y == 1, 16:] = 1.0
     x += rng.normal(0, 0.3, x.shape).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=0).batch(32).repeat()
-    objective = trainer.Objective(loss=lambda cfg: TripletSemiHardLoss(0.5),
+    objective = loop.Objective(loss=lambda cfg: TripletSemiHardLoss(0.5),
                                   metrics=lambda model: [],
                                   target=lambda model: np.zeros((1,), np.int32))
     cfg = TrainConfig(epochs=4, learning_rate=0.01, label_smoothing=0.0)
     base = BaseConfig(archs=["lenet5"])
-    model = trainer.fit(tower, ds, tf.data.Dataset.from_tensor_slices((x, y)).batch(64), cfg,
+    model = loop.fit(tower, ds, tf.data.Dataset.from_tensor_slices((x, y)).batch(64), cfg,
                         base, history_csv=tmp_path / "h.csv", backup_dir=tmp_path / "b",
                         steps_per_epoch=8, objective=objective)
     e = model.predict(x, verbose=0)
@@ -68,13 +68,13 @@ def test_triplet_training_through_the_one_fit_separates_two_identities(tmp_path)
 def test_embedding_converts_to_int8_tflite():
     emb = tower()
     x = np.random.default_rng(2).random((8, 32, 32, 1), dtype=np.float32)
-    files = export.convert_all(emb, ["float32", "int8"], x)
+    files = convert.convert_all(emb, ["float32", "int8"], x)
     for variant in ("float32", "int8"):
-        out = export.LiteModel(files[variant]).predict_logits(x)
+        out = convert.LiteModel(files[variant]).predict_logits(x)
         assert out.shape == (8, 8)
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=0.05 if variant == "int8"
                                    else 1e-4)
-    assert export.float_ops(files["int8"]) == {}
+    assert convert.float_ops(files["int8"]) == {}
 
 
 @pytest.mark.parametrize("dim", [0, -3])

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from cnnzoo.data.fetch import DataFile, DatasetSpec, DataUnavailableError, fetch
-from cnnzoo.data.idx import to_idx
 from cnnzoo.data.sources import UnsafeArchiveError, load_folder, read_cifar_records, safe_extract
+from tests.datafiles import to_idx
 
 
 def cifar_bytes(n: int, label_bytes: int, seed: int = 0):

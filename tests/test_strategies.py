@@ -4,30 +4,30 @@ import keras
 import numpy as np
 import pytest
 
-from cnnzoo import transfer as tl
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.data.datasets import copies_dataset, make_dataset
 from cnnzoo.models import create_model
-from cnnzoo.train import ThrottledBackup, TrainingDiverged, fit, learning_rate, plan_epochs
+from cnnzoo.training import backbones
+from cnnzoo.training.loop import ThrottledBackup, TrainingDiverged, fit, learning_rate, plan_epochs
 
 
 def test_fine_tune_top_unfreezes_whole_blocks_by_name():
-    net = tl.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
+    net = backbones.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
                                         width=0.25), 5)
-    tl.unfreeze(net, 1)
+    backbones.unfreeze(net, 1)
     trainable = {w.path.split("/")[0] for w in net.trainable_weights}
     assert trainable == {"stage3_block3_1_conv", "stage3_block3_1_bn", "stage3_block3_2_conv",
                          "stage3_block3_2_bn", "head"}
-    groups = tl.blocks(net.get_layer(tl.backbone_name(net)), "resnet")
+    groups = backbones.blocks(net.get_layer(backbones.backbone_name(net)), "resnet")
     assert [g[0].name for g in groups[:2]] == ["stem_conv", "stage1_block1_1_conv"]
     assert len(groups) == 10  # stem + 3 stages x 3 blocks
 
 
 def test_only_unfrozen_batchnorm_layers_adapt_to_the_target():
-    net = tl.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
+    net = backbones.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
                                         width=0.25), 5)
-    tuned = tl.unfreeze(net, 1, adapt_batchnorm=True)
-    backbone = tuned.get_layer(tl.backbone_name(tuned))
+    tuned = backbones.unfreeze(net, 1, adapt_batchnorm=True)
+    backbone = tuned.get_layer(backbones.backbone_name(tuned))
     top, frozen = backbone.get_layer("stage3_block3_1_bn"), backbone.get_layer("stem_bn")
     before = [np.array(lyr.moving_mean) for lyr in (top, frozen)]
     tuned(np.random.default_rng(0).random((8, 32, 32, 1), dtype=np.float32) * 3, training=True)
@@ -58,19 +58,19 @@ def test_head_on_precomputed_features_matches_the_streaming_path(tmp_path):
     base = BaseConfig(archs=["lenet5"], seed=3)
     copies = np.stack([x, x[:, :, ::-1]])  # two "augmented" copies (mirrored)
 
-    backbone = tl.extract_backbone(pretrained)
-    feats = tl.features(backbone, copies)
+    backbone = backbones.extract_backbone(pretrained)
+    feats = backbones.features(backbone, copies)
     assert feats.shape == (2, 600, 84)
     ds, steps = copies_dataset(feats, y, batch_size=32, num_classes=5, seed=3)
-    head = fit(lambda: tl.head_model(84, 5, "lenet5"), ds,
-               make_dataset(tl.features(backbone, x_val), y_val, batch_size=256, num_classes=5),
+    head = fit(lambda: backbones.head_model(84, 5, "lenet5"), ds,
+               make_dataset(backbones.features(backbone, x_val), y_val, batch_size=256, num_classes=5),
                cfg, base, history_csv=tmp_path / "a.csv", backup_dir=tmp_path / "a",
                steps_per_epoch=steps)
-    probe = tl.attach_head(pretrained, head)
+    probe = backbones.attach_head(pretrained, head)
 
     ds, steps = copies_dataset(copies, y, batch_size=32, num_classes=5, seed=3)
     val = make_dataset(x_val, y_val, batch_size=256, num_classes=5)
-    streamed = fit(lambda: tl.with_new_head(pretrained, 5), ds, val, cfg, base,
+    streamed = fit(lambda: backbones.with_new_head(pretrained, 5), ds, val, cfg, base,
                    history_csv=tmp_path / "b.csv", backup_dir=tmp_path / "b",
                    steps_per_epoch=steps)
     acc = [float(np.mean(np.argmax(m.predict(x_val / np.float32(255), verbose=0), -1) == y_val))
@@ -169,9 +169,9 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_pat
     next call restores epoch 1's weights and optimizer, skips the batches epochs 1-2 drew from
     the endless augmented stream (mixup included) and ends on the weights and per-epoch history
     of an uninterrupted run."""
-    from cnnzoo import train
-    from cnnzoo.augment import batch_mixer
     from cnnzoo.config import AugmentConfig
+    from cnnzoo.data.augment import batch_mixer
+    from cnnzoo.training import loop
 
     x, y = _toy_task(96, 0)
     mixer = batch_mixer(AugmentConfig(mixup_alpha=0.2))
@@ -190,7 +190,7 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_pat
 
     whole = run("whole")
     clock = iter([0.0])  # 100 s at every epoch end: only epoch 1's is 30 s after the start
-    monkeypatch.setattr(train.time, "monotonic", lambda: next(clock, 100.0))
+    monkeypatch.setattr(loop.time, "monotonic", lambda: next(clock, 100.0))
     with pytest.raises(KeyboardInterrupt):
         run("killed", [_Kill(3)])
     monkeypatch.undo()
@@ -204,6 +204,6 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_pat
 
 def test_training_runs_whole_executions_of_the_epoch():
     """steps_per_execution divides the epoch (Keras would run a whole last call past its end)."""
-    from cnnzoo.train import execution_steps
+    from cnnzoo.training.loop import execution_steps
 
     assert [execution_steps(n) for n in (1, 7, 48, 50, 312, 313, 424)] == [1, 7, 16, 10, 13, 1, 8]

@@ -7,8 +7,8 @@ import tensorflow as tf
 from PIL import Image
 
 from cnnzoo import cli
-from cnnzoo import stylize as st
 from cnnzoo.models import create_model
+from cnnzoo.tasks import stylize
 
 
 def test_gram_is_the_position_averaged_outer_product():
@@ -18,7 +18,7 @@ def test_gram_is_the_position_averaged_outer_product():
         for i in range(3):
             for j in range(4):
                 ref[b] += np.outer(f[b, i, j], f[b, i, j])
-    np.testing.assert_allclose(st.gram(tf.constant(f)).numpy(), ref / 12, rtol=1e-5)
+    np.testing.assert_allclose(stylize.gram(tf.constant(f)).numpy(), ref / 12, rtol=1e-5)
 
 
 def pictures(size=32):
@@ -35,16 +35,16 @@ def pictures(size=32):
 def test_style_loss_falls(channels):
     keras_vgg = create_model("vgg11", input_shape=(32, 32, channels), num_classes=3, width=0.125,
                              fc_units=8, batch_norm=channels == 1)
-    extractor = st.chain_extractor(keras_vgg)
+    extractor = stylize.chain_extractor(keras_vgg)
     assert len(extractor.model.outputs) == 6  # content + five style layers
     content, style = pictures()
-    image, history = st.stylize(extractor, content, style, steps=40, learning_rate=0.03,
+    image, history = stylize.stylize(extractor, content, style, steps=40, learning_rate=0.03,
                                 seed=1, progress=False)
     assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
     assert history[-1]["style"] < 0.5 * history[0]["style"]
     assert history[-1]["total"] < history[0]["total"]
-    again, _ = st.stylize(extractor, content, style, steps=3, seed=1, progress=False)
-    same, _ = st.stylize(extractor, content, style, steps=3, seed=1, progress=False)
+    again, _ = stylize.stylize(extractor, content, style, steps=3, seed=1, progress=False)
+    same, _ = stylize.stylize(extractor, content, style, steps=3, seed=1, progress=False)
     np.testing.assert_array_equal(again, same)  # seeded
 
 

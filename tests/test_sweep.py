@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cnnzoo import sweep
+from cnnzoo.tools import sweep
 
 
 def write_metrics(root, arch, scratch, probe, finetune):
@@ -26,7 +26,7 @@ def test_rows_csv_summary_and_plot(tmp_path):
     assert len(text) == 5
     lines = sweep.summary(rows).splitlines()
     assert lines[0].startswith("    5 labels/class: scratch 0.7000") and "for 1/2" in lines[0]
-    from cnnzoo.viz import label_sweep_plot
+    from cnnzoo.reporting.figures import label_sweep_plot
 
     label_sweep_plot(rows, tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"

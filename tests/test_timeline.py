@@ -2,8 +2,8 @@
 
 import pytest
 
-from cnnzoo import timeline
 from cnnzoo.files import write_json
+from cnnzoo.tools import timeline
 
 
 def test_split_adds_work_and_the_gaps_before_each_stage(tmp_path):

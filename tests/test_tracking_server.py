@@ -20,8 +20,8 @@ import urllib.request
 
 import pytest
 
-from cnnzoo import tracking_server
 from cnnzoo.data.fetch import MIRROR_ENV
+from cnnzoo.tracking.server import Postgres, default_data_dir, pg_tool
 from tests.conftest import copy_project, fashion_mnist_files
 
 TARGET = "pretrain@lenet5"  # download -> augment -> pretrain: a short pipeline that trains
@@ -47,19 +47,19 @@ def _post(base: str, path: str, body: dict) -> dict:
 
 
 def _serve(tmp, *extra: str, env: dict | None = None):
-    """`python -m cnnzoo.tracking_server` (what `make tracking-server` runs) on free ports, with
+    """`python -m cnnzoo.tracking.server` (what `make tracking-server` runs) on free ports, with
     its cluster where the `postgres` user can reach it; yields its state, then stops it and
     removes the cluster."""
     try:
-        tracking_server.pg_tool("pg_ctl")
+        pg_tool("pg_ctl")
     except FileNotFoundError as err:
         pytest.skip(str(err))
     if fashion_mnist_files() is None:
         pytest.skip("Fashion-MNIST not available offline (see tests/test_pipeline_e2e.py)")
-    data = tracking_server.default_data_dir(tmp)  # as root: under /var/lib/postgresql
+    data = default_data_dir(tmp)  # as root: under /var/lib/postgresql
     port, pg_port = _free_port(), _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cnnzoo.tracking_server", "--port", str(port), "--pg-port",
+        [sys.executable, "-m", "cnnzoo.tracking.server", "--port", str(port), "--pg-port",
          str(pg_port), "--data", str(data), "--artifacts", str(tmp / "artifacts"), *extra],
         cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -74,7 +74,7 @@ def _serve(tmp, *extra: str, env: dict | None = None):
                 shutil.rmtree(data, ignore_errors=True)
                 pytest.fail(f"tracking server did not start: {proc.communicate()[0][-3000:]}")
             time.sleep(0.5)
-    yield {"proc": proc, "base": base, "pg": tracking_server.Postgres(data, pg_port), "tmp": tmp}
+    yield {"proc": proc, "base": base, "pg": Postgres(data, pg_port), "tmp": tmp}
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
@@ -165,7 +165,7 @@ def test_off_loopback_without_credentials_the_server_refuses_to_start(tmp_path):
     started (no PostgreSQL cluster, no port bound); a credentials file others can read is
     refused the same way."""
     data = tmp_path / "pg"
-    cmd = [sys.executable, "-m", "cnnzoo.tracking_server", "--host", "0.0.0.0", "--port",
+    cmd = [sys.executable, "-m", "cnnzoo.tracking.server", "--host", "0.0.0.0", "--port",
            str(_free_port()), "--data", str(data)]
     out = subprocess.run(cmd, cwd=tmp_path, env=_without_credentials(), capture_output=True,
                          text=True, timeout=120)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from cnnzoo import export
-from cnnzoo.augment import build_augmenter
 from cnnzoo.config import AugmentConfig
-from cnnzoo.evaluate import classification_metrics
+from cnnzoo.data.augment import build_augmenter
+from cnnzoo.deploy import convert
 from cnnzoo.models import create_model
-from cnnzoo.transfer import backbone_name, unfreeze, with_new_head
+from cnnzoo.tasks.classification import classification_metrics
+from cnnzoo.training.backbones import backbone_name, unfreeze, with_new_head
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +30,19 @@ def test_new_head_freezes_backbone_then_unfreeze(lenet):
 def test_tflite_float32_matches_keras_and_int8_runs(lenet):
     x = np.random.default_rng(0).random((16, 32, 32, 1), dtype=np.float32)
     keras_logits = lenet.predict(x, verbose=0)
-    fp32 = export.LiteModel(export.convert(lenet, "float32"))
+    fp32 = convert.LiteModel(convert.convert(lenet, "float32"))
     lite_logits = np.stack([fp32.logits(img) for img in x])
     np.testing.assert_allclose(lite_logits, keras_logits, atol=1e-4)
-    int8_bytes = export.convert(lenet, "int8", x)
-    int8 = export.LiteModel(int8_bytes)
+    int8_bytes = convert.convert(lenet, "int8", x)
+    int8 = convert.LiteModel(int8_bytes)
     assert int8.inp["dtype"] == np.int8
-    assert len(int8_bytes) < 0.5 * len(export.convert(lenet, "float32"))
+    assert len(int8_bytes) < 0.5 * len(convert.convert(lenet, "float32"))
     # Quantised logits stay close to the float ones on the calibration images.
     assert np.abs(np.stack([int8.logits(i) for i in x]) - keras_logits).max() < 0.25
     timing = int8.latency(x[0], runs=5, warmup=1)
     assert 0 < timing["median_ms"] <= timing["p90_ms"]
     with pytest.raises(ValueError, match="representative"):
-        export.convert(lenet, "int8")
+        convert.convert(lenet, "int8")
 
 
 def test_classification_metrics_by_hand():

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnzoo import export
+from cnnzoo.deploy import convert
 from cnnzoo.models import create_model, list_models
 from cnnzoo.models.unet import LECTURE_SLIDE_RESULT, transposed_conv_example
 
@@ -40,7 +40,7 @@ def test_small_form_keeps_the_size_round_trips_and_converts(tmp_path):
     model.save(tmp_path / "u.keras")
     again = keras.models.load_model(tmp_path / "u.keras", safe_mode=True)
     np.testing.assert_allclose(again.predict(x, verbose=0), y, rtol=1e-4, atol=1e-4)
-    lite = export.LiteModel(export.convert(model, "float32"))
+    lite = convert.LiteModel(convert.convert(model, "float32"))
     np.testing.assert_allclose(lite.logits(x[0]), y[0], rtol=1e-3, atol=1e-3)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnzoo import warm
+from cnnzoo.tools import warm
 
 STAGE = '''
 from cnnzoo import warm

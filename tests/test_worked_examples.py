@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from cnnzoo.cost import conv_output_size, model_cost
 from cnnzoo.models import create_model
+from cnnzoo.models.cost import conv_output_size, model_cost
 from tests.conftest import ROOT
 from tests.test_models import CANONICAL, trainable
 

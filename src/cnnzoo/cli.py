@@ -11,8 +11,8 @@ from cnnzoo.config import MAX_PIXELS
 
 
 def _models(args: argparse.Namespace) -> int:
-    from cnnzoo.cost import format_table, model_cost
     from cnnzoo.models import create_model, get_entry, list_models
+    from cnnzoo.models.cost import format_table, model_cost
 
     shape = (args.input_size, args.input_size, args.channels)
     unknown = [n for n in [*args.names, *([args.layers] if args.layers else [])]
@@ -43,7 +43,7 @@ def _models(args: argparse.Namespace) -> int:
 
 def _load_params(path: str):
     """The validated params, or None after printing the one-line reason (`check` and `run`;
-    no TensorFlow import: names are checked against cnnzoo/catalogue.json)."""
+    no TensorFlow import: names are checked against cnnzoo/config/catalogue.json)."""
     from cnnzoo import config
 
     try:
@@ -63,10 +63,10 @@ def _check(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from cnnzoo import config
-    from cnnzoo.bench import bench_data
+    from cnnzoo.tools.bench import bench_data
 
     if args.what == "train":
-        from cnnzoo import perf
+        from cnnzoo.tools import perf
 
         result = perf.run(args.params, args.prepared, args.augmented, Path(args.out),
                           archs=args.archs, quick=args.quick)
@@ -87,7 +87,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from cnnzoo import config
-    from cnnzoo.sweep import run_sweep
+    from cnnzoo.tools.sweep import run_sweep
 
     logs.setup()
     try:
@@ -99,7 +99,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from cnnzoo.predict import PredictError, predict
+    from cnnzoo.deploy.predict import PredictError, predict
 
     try:
         results = predict(args.model, args.images, card=args.card, top_k=args.top_k,
@@ -116,9 +116,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _sizes(args: argparse.Namespace) -> int:
     """Through DVC (cached) for the params file's models; directly for models named here."""
-    from cnnzoo import config, sizes
+    from cnnzoo import config
+    from cnnzoo.deploy import sizes
     from cnnzoo.files import read_csv
-    from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
+    from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
 
     logs.setup()
     if args.names:
@@ -143,7 +144,8 @@ def _sizes(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from cnnzoo import config, promote
+    from cnnzoo import config
+    from cnnzoo.tracking import promote
 
     logs.setup()
     try:
@@ -182,20 +184,21 @@ def _tconv(args: argparse.Namespace) -> int:
 
 
 def _stylize(args: argparse.Namespace) -> int:
-    from cnnzoo import stylize as st
+    from cnnzoo.tasks import stylize
 
     try:
-        extractor = st.pick_extractor(args.weights)
-        content, style = st.load_image(args.content, args.size), st.load_image(args.style, args.size)
+        extractor = stylize.pick_extractor(args.weights)
+        content = stylize.load_image(args.content, args.size)
+        style = stylize.load_image(args.style, args.size)
     except (OSError, RuntimeError, ValueError) as err:
         print(f"cnnzoo stylize: {err}", file=sys.stderr)
         return 1
-    image, history = st.stylize(extractor, content, style, steps=args.steps,
+    image, history = stylize.stylize(extractor, content, style, steps=args.steps,
                                 learning_rate=args.learning_rate,
                                 content_weight=args.content_weight,
                                 style_weight=args.style_weight, tv_weight=args.tv_weight,
                                 seed=args.seed)
-    st.save_png(image, args.output)
+    stylize.save_png(image, args.output)
     first, last = history[0], history[-1]
     print(f"{args.output}: {image.shape[1]}×{image.shape[0]}, features of {extractor.source}; "
           f"style loss {first['style']:.4g} -> {last['style']:.4g}, content loss "
@@ -205,7 +208,7 @@ def _stylize(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
     from cnnzoo.config import DEFAULT_PARAMS
-    from cnnzoo.runner import DEFAULT_TARGETS, run_pipeline
+    from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
 
     # Before DVC: with nothing to rerun, DVC would never start a stage that reads params.yaml.
     if _load_params(DEFAULT_PARAMS) is None:
@@ -280,24 +283,24 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                     help="refuse larger images before decoding them (default %(default)s)")
     pr.set_defaults(func=_predict)
-    st = sub.add_parser("stylize", help="neural style transfer (Gatys et al. 2016) of CONTENT in "
+    style = sub.add_parser("stylize", help="neural style transfer (Gatys et al. 2016) of CONTENT in "
                         "the style of STYLE",
                         description="Optimises an image whose VGG features match CONTENT's at "
                         "block4_conv2 and whose Gram matrices match STYLE's at block1-5_conv1.")
-    st.add_argument("content")
-    st.add_argument("style")
-    st.add_argument("-o", "--output", required=True, help="the stylised PNG")
-    st.add_argument("--weights", default="auto",
+    style.add_argument("content")
+    style.add_argument("style")
+    style.add_argument("-o", "--output", required=True, help="the stylised PNG")
+    style.add_argument("--weights", default="auto",
                     help="auto (ImageNet VGG19 if its weights are cached or downloadable, else "
                     "models/pretrain/vgg11.keras), imagenet, or a .keras VGG")
-    st.add_argument("--size", type=int, default=256, help="longer side in pixels")
-    st.add_argument("--steps", type=int, default=300)
-    st.add_argument("--learning-rate", type=float, default=0.02)
-    st.add_argument("--content-weight", type=float, default=1.0)
-    st.add_argument("--style-weight", type=float, default=10.0)
-    st.add_argument("--tv-weight", type=float, default=10.0)
-    st.add_argument("--seed", type=int, default=0)
-    st.set_defaults(func=_stylize)
+    style.add_argument("--size", type=int, default=256, help="longer side in pixels")
+    style.add_argument("--steps", type=int, default=300)
+    style.add_argument("--learning-rate", type=float, default=0.02)
+    style.add_argument("--content-weight", type=float, default=1.0)
+    style.add_argument("--style-weight", type=float, default=10.0)
+    style.add_argument("--tv-weight", type=float, default=10.0)
+    style.add_argument("--seed", type=int, default=0)
+    style.set_defaults(func=_stylize)
     sf = sub.add_parser("sample-folder", help="write a class folder of real images to try your "
                         "own-data path on (scikit-learn's 1,797 handwritten digits)")
     sf.add_argument("out", help="the folder to write, e.g. data/digits (replaced)")

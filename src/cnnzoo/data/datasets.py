@@ -77,7 +77,7 @@ def load_copies(shards: list[Path], image_shape: tuple[int, ...],
     2-core CPU the parse-and-shuffle pipeline competed with the model for the cores and cost
     ~40% of the images per second.
     """
-    from cnnzoo.augment import parse_records
+    from cnnzoo.data.augment import parse_records
 
     images, labels = [], None
     for shard in shards:

@@ -43,13 +43,3 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
             f"{name}: size {len(data)} B does not match shape {shape} (expected {expected} B)"
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def to_idx(array: np.ndarray) -> bytes:
-    """Encode an array as IDX bytes (used by tests to build small datasets)."""
-    dtype = array.dtype.newbyteorder("=") if array.dtype.byteorder == ">" else array.dtype
-    if dtype not in _CODES:
-        raise IdxError(f"dtype {array.dtype} has no IDX code")
-    code = _CODES[dtype]
-    big = array.astype(_DTYPES[code], copy=False)
-    return bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + big.tobytes()

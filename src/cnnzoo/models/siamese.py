@@ -5,7 +5,7 @@ Two weight-sharing towers map images to embeddings f(x); d(x1, x2) = ||f(x1) - f
 alike two images are, so identities never seen in training are recognised from one example.
 
 - `embedding_model`: any registered classifier's feature extractor (the `features` layer) + a
-  linear projection + L2 normalisation, trained with the triplet loss (cnnzoo.losses).
+  linear projection + L2 normalisation, trained with the triplet loss (cnnzoo.training.losses).
 - `pair_model`: the binary variant, y = sigmoid(sum_k w_k |f(x1)_k - f(x2)_k| + b), a learned
   weighting of the embeddings' absolute difference, trained with binary cross-entropy on pairs.
   Both inputs go through the same tower object: one set of weights.

@@ -7,7 +7,7 @@ paper's S = 7, B = 2, C = 20 gives 7×7×30). The paper's head is two fully conn
 GoogLeNet-like features; here a convolutional head maps the backbone's H×H map onto the grid
 (kernel H − (S − 1)·⌊H/S⌋, stride ⌊H/S⌋), so one cell's prediction comes from that cell's part of
 the map, followed by a 3×3 and a 1×1 convolution (leaky ReLU 0.1, the paper's activation). The
-outputs are raw: cnnzoo.detection applies the sigmoids and the softmax in the loss and decoder.
+outputs are raw: cnnzoo.tasks.detection applies the sigmoids and the softmax in the loss and decoder.
 """
 
 from __future__ import annotations

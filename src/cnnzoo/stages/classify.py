@@ -14,22 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.backups import backup_dir
 from cnnzoo.config import Params, TrainConfig
 from cnnzoo.files import write_json, write_text
-from cnnzoo.stages.common import (
+from cnnzoo.stages.common import data_record, experiment_tags, log_data
+from cnnzoo.stages.training import (
     TaskB,
     augmented_copies,
-    data_record,
-    experiment_tags,
-    log_data,
     make_sample,
     register_keras,
     task_b,
     training_data,
     trains,
 )
-from cnnzoo.tracking import Run, stage_run
+from cnnzoo.tracking.client import Run, stage_run
+from cnnzoo.training.backups import backup_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy. A model that `train.fit` compiled evaluates with the test step it has
     already traced (a fresh `predict` trace costs seconds per stage on a 2-core CPU)."""
     from cnnzoo.data.datasets import make_dataset
-    from cnnzoo.evaluate import predict_classes
+    from cnnzoo.tasks.classification import predict_classes
 
     if model.compiled:
         ds = make_dataset(x, y, batch_size=256, num_classes=model.output_shape[-1])
@@ -51,12 +49,12 @@ def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, 
     """Train `build()` on (x, y) (augmented copies when cfg.augment), the epochs planned for the
     number of images. `calibrate` re-estimates the BatchNorm statistics that training updated
     (from scratch, or fine-tuning with adapt_batchnorm; frozen layers are left alone)."""
-    from cnnzoo import train as trainer
     from cnnzoo.data.datasets import make_dataset
+    from cnnzoo.training import loop
 
     log_data(run, params, x, y, f"task {task.upper()}", "train")
     log_data(run, params, x_val, y_val, f"task {task.upper()}", "validation")
-    epochs, _ = trainer.plan_epochs(cfg, len(x))
+    epochs, _ = loop.plan_epochs(cfg, len(x))
     cfg = cfg.model_copy(update={"epochs": epochs})
     seed = params.base.seed
     train_ds, steps = training_data(x, y, task=task, num_classes=k, cfg=cfg, augmented=augmented,
@@ -66,7 +64,7 @@ def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, 
         pick = np.random.default_rng(seed).permutation(len(x))
         pick = pick[: cfg.bn_recalibration_batches * cfg.batch_size]
         calibration = make_dataset(x[pick], y[pick], batch_size=cfg.batch_size, num_classes=k)
-    return trainer.fit(build, train_ds, make_dataset(x_val, y_val, batch_size=256, num_classes=k),
+    return loop.fit(build, train_ds, make_dataset(x_val, y_val, batch_size=256, num_classes=k),
                        cfg, params.base, history_csv=history, steps_per_epoch=steps,
                        backup_dir=backup_dir(f"{run.name}", {**key, "cfg": cfg.model_dump()}),
                        calibration_ds=calibration, callbacks=[run.epoch_callback()])
@@ -74,12 +72,12 @@ def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, 
 
 def _finish(model, out: str, metrics: str, result: dict, run: Run, history: str,
             x_sample: np.ndarray, register: dict | None = None) -> None:
-    from cnnzoo import train as trainer
-    from cnnzoo.evaluate import count_params
+    from cnnzoo.tasks.classification import count_params
+    from cnnzoo.training import saving
 
     if not Path(history).is_file():  # nothing trained (linear_probe, ImageNet): DVC's plot is
         write_text(history, "epoch,accuracy,loss,val_accuracy,val_loss\n")  # still an output
-    trainer.save_model(model, out)
+    saving.save_model(model, out)
     result = {**result, **count_params(model)}
     write_json(metrics, result)
     run.log_metrics({f"final_{k}": v for k, v in result.items() if isinstance(v, int | float)})
@@ -118,7 +116,7 @@ def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: s
     with stage_run("pretrain", arch, experiment=params.base.experiment, params=tracked,
                    tags={"weights": cfg.weights}) as run:
         if cfg.weights == "imagenet":
-            from cnnzoo.imagenet import imagenet_model
+            from cnnzoo.training.imagenet import imagenet_model
 
             model = imagenet_model(arch, input_shape=shape, num_classes=k, size=cfg.imagenet_size)
             result = {"weights": "imagenet", "train_images": 0}
@@ -140,11 +138,11 @@ def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: 
     once, a new head is trained on them with the same `train.fit`, then put on the network."""
     import keras
 
-    from cnnzoo import transfer as tl
+    from cnnzoo.training import backbones
 
     cfg, data = params.transfer.for_arch(arch), task_b(params, prepared)
     pretrained = keras.models.load_model(init)  # safe_mode stays on: no Lambda layers
-    backbone = tl.extract_backbone(pretrained)
+    backbone = backbones.extract_backbone(pretrained)
     copies, labels = augmented_copies(data.x, data.y, task="b", augmented=augmented,
                                       enabled=cfg.augment)
     tracked = {"transfer": cfg.model_dump(exclude={"per_arch"}), "seed": params.base.seed,
@@ -153,26 +151,25 @@ def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: 
                    tags=experiment_tags(params)) as run:
         log_data(run, params, data.x, data.y, "task B", "train")
         log_data(run, params, data.x_val, data.y_val, "task B", "validation")
-        feats, feats_val = tl.features(backbone, copies), tl.features(backbone, data.x_val)
+        feats, feats_val = backbones.features(backbone, copies), backbones.features(backbone, data.x_val)
         head = _fit_features(feats, labels, feats_val, data, cfg, params, history, tracked, run,
                              name=pretrained.name)
-        _finish_b(f"transfer {arch} (linear probe)", tl.attach_head(pretrained, head), data,
+        _finish_b(f"transfer {arch} (linear probe)", backbones.attach_head(pretrained, head), data,
                   out, metrics, run, history)
 
 
 def _fit_features(feats: np.ndarray, labels: np.ndarray, feats_val: np.ndarray, data: TaskB,
                   cfg: TrainConfig, params: Params, history: str, key: dict, run: Run, name: str):
     """Train the head alone on precomputed features (copies, N, D) through `train.fit`."""
-    from cnnzoo import train as trainer
-    from cnnzoo import transfer as tl
     from cnnzoo.data.datasets import copies_dataset, make_dataset
+    from cnnzoo.training import backbones, loop
 
-    epochs, _ = trainer.plan_epochs(cfg, feats.shape[1])
+    epochs, _ = loop.plan_epochs(cfg, feats.shape[1])
     cfg = cfg.model_copy(update={"epochs": epochs})
     train_ds, steps = copies_dataset(feats, labels, batch_size=cfg.batch_size, num_classes=data.k,
                                      seed=params.base.seed)
     val_ds = make_dataset(feats_val, data.y_val, batch_size=256, num_classes=data.k)
-    return trainer.fit(lambda: tl.head_model(feats.shape[-1], data.k, name), train_ds, val_ds,
+    return loop.fit(lambda: backbones.head_model(feats.shape[-1], data.k, name), train_ds, val_ds,
                        cfg, params.base, history_csv=history, steps_per_epoch=steps,
                        backup_dir=backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
                        callbacks=[run.epoch_callback()])
@@ -204,7 +201,7 @@ def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: 
     trains a new network on B (the same as the scratch stage)."""
     import keras
 
-    from cnnzoo import transfer as tl
+    from cnnzoo.training import backbones
 
     strategy, cfg = params.transfer.strategy, params.finetune.for_arch(arch)
     data = task_b(params, prepared)
@@ -222,7 +219,7 @@ def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: 
             else:
                 top = params.transfer.top_blocks if strategy == "fine_tune_top" else None
                 adapt = params.transfer.adapt_batchnorm
-                model = _fit(lambda: tl.unfreeze(keras.models.load_model(init), top, adapt),
+                model = _fit(lambda: backbones.unfreeze(keras.models.load_model(init), top, adapt),
                              data.x, data.y, data.x_val, data.y_val, cfg, params, task="b",
                              k=data.k, augmented=augmented, history=history, key=tracked,
                              run=run, calibrate=adapt)

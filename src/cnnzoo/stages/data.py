@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import atomic_path, write_json
-from cnnzoo.tracking import stage_run
+from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,9 @@ def download(params: Params, *, out: str, cache: str) -> None:
 
 def augment(params: Params, *, prepared: str, out: str, preview: str) -> None:
     """Resolve the policy, write the augmented training shards, render the preview grid."""
-    from cnnzoo.augment import batch_mixer, build_augmenter, write_shards
+    from cnnzoo.data.augment import batch_mixer, build_augmenter, write_shards
     from cnnzoo.data.datasets import load_meta, load_split, to_float
-    from cnnzoo.viz import augmentation_grid
+    from cnnzoo.reporting.figures import augmentation_grid
 
     cfg, seed = params.augment, params.base.seed
     shape = tuple(load_meta(prepared)["image_shape"])

@@ -11,16 +11,18 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, register_keras, trains
-from cnnzoo.tracking import stage_run
+from cnnzoo.stages.common import data_record
+from cnnzoo.stages.exporting import gate_and_write
+from cnnzoo.stages.training import fit_arrays, register_keras, trains
+from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
 
 
 def _load(params: Params, scenes: str, split: str) -> tuple[np.ndarray, list[np.ndarray]]:
     """Images and their `detection.ground_truth` boxes."""
-    from cnnzoo import detection as det
     from cnnzoo.data.datasets import MissingDataError
+    from cnnzoo.tasks import detection
 
     path = Path(scenes) / f"{split}.npz"
     if not path.is_file():
@@ -30,7 +32,7 @@ def _load(params: Params, scenes: str, split: str) -> tuple[np.ndarray, list[np.
             raise ValueError(f"{path} has no item boxes: detection needs generated scenes "
                              "(segment.data.source: scenes)")
         x, boxes = f["x"], f["boxes"]
-    return x, det.ground_truth(boxes, x.shape[1], params.detect.min_visible)
+    return x, detection.ground_truth(boxes, x.shape[1], params.detect.min_visible)
 
 
 def _counts(truth: list[np.ndarray]) -> np.ndarray:
@@ -76,33 +78,33 @@ def _build(params: Params, shape, n_classes: int, init: str | None):
 @trains("scenes", "init")
 def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: str,
            history: str) -> None:
-    from cnnzoo import detection as det
-    from cnnzoo import train as trainer
     from cnnzoo.models import yolo
+    from cnnzoo.tasks import detection
+    from cnnzoo.training import saving
 
     cfg = params.detect
     names = _classes(scenes)
     (x, truth), (x_val, truth_val) = _load(params, scenes, "train"), _load(params, scenes, "val")
     grid, boxes = yolo.grid_and_boxes(params.model_kwargs(cfg.arch))
-    y, y_val = det.encode(truth, grid, len(names)), det.encode(truth_val, grid, len(names))
+    y, y_val = detection.encode(truth, grid, len(names)), detection.encode(truth_val, grid, len(names))
     kept = int(y[..., 0].sum())
     tracked = {"detect": cfg.model_dump(exclude={"train": {"per_arch"}}), "model": _hp(params),
                "seed": params.base.seed, "train_scenes": len(x), "classes": len(names),
                "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("detect", cfg.arch, experiment=params.base.experiment, params=tracked) as run:
         run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="train")
-        objective = det.objective(grid, boxes, len(names), cfg.lambda_coord, cfg.lambda_noobj)
+        objective = detection.objective(grid, boxes, len(names), cfg.lambda_coord, cfg.lambda_noobj)
         model = fit_arrays(lambda: _build(params, x.shape[1:], len(names), init), x, y, x_val,
                            y_val, cfg.train, params, objective=objective, history=history,
                            key=tracked, run=run, val_batch=64)
-        val = det.score_map(lambda b: model.predict(b, verbose=0), x_val, truth_val, len(names),
+        val = detection.score_map(lambda b: model.predict(b, verbose=0), x_val, truth_val, len(names),
                             boxes, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou)
         boxes_total = sum(len(t) for t in truth)
         result = {"val_map50": val["map50"], "train_scenes": len(x), "train_boxes": boxes_total,
                   # YOLO v1 gives a cell one object: boxes whose centre shares a cell with a
                   # larger one are not trained on.
                   "train_boxes_in_shared_cells": boxes_total - kept}
-        trainer.save_model(model, out)
+        saving.save_model(model, out)
         write_json(metrics, result)
         run.log_metrics(result)
         run.log_artifact(history)
@@ -115,9 +117,9 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
 
 
 def _score(params: Params, predict, x, truth, names, boxes: int) -> dict:
-    from cnnzoo import detection as det
+    from cnnzoo.tasks import detection
 
-    return det.score_map(predict, x, truth, len(names), boxes,
+    return detection.score_map(predict, x, truth, len(names), boxes,
                          score_threshold=params.detect.score_threshold,
                          nms_iou=params.detect.nms_iou)
 
@@ -130,8 +132,8 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
                     figure: str) -> None:
     import keras
 
-    from cnnzoo import detection as det
-    from cnnzoo.evaluate import count_params
+    from cnnzoo.tasks import detection
+    from cnnzoo.tasks.classification import count_params
 
     cfg = params.detect
     names = _classes(scenes)
@@ -148,7 +150,7 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
                   **count_params(net), "data": data_record(scenes)}
         write_json(metrics, result)
         n = cfg.figure_scenes
-        det.boxes_figure(x[:n], truth[:n], scored["detections"][:n], names, figure,
+        detection.boxes_figure(x[:n], truth[:n], scored["detections"][:n], names, figure,
                          title=f"{cfg.arch} ({cfg.backbone}) on test scenes: "
                                f"mAP@0.5 {result['map50']:.3f}")
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
@@ -163,8 +165,7 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
     """The export variants of the classifiers, gated on mAP@0.5 over the test scenes."""
     import keras
 
-    from cnnzoo import export as exporter
-    from cnnzoo import mobile
+    from cnnzoo.deploy import convert, parity
 
     cfg, arch = params.export, params.detect.arch
     names = _classes(scenes)
@@ -176,8 +177,8 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
         run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="test")
         net = keras.models.load_model(model)
         boxes = _boxes_per_cell(net, len(names))
-        files, result = mobile.convert_and_score(
-            net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="map50", name=arch,
+        files, result = parity.convert_and_score(
+            net, convert.VARIANTS, cfg, x_rep=x_rep, metric="map50", name=arch,
             score=lambda predict: _score(params, predict, x, truth, names, boxes)["map50"],
             keras_value=reference)
         grid = int(net.output_shape[1])
@@ -187,7 +188,7 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
                           "normalisation": "pixel / 255"},
                 "output": (f"raw {grid}x{grid}x{boxes * 5 + len(names)} grid: per cell {boxes} "
                            "boxes (x, y, sqrt w, sqrt h, confidence; sigmoid) then class logits "
-                           "(softmax); cnnzoo.detection.decode turns it into boxes"),
+                           "(softmax); cnnzoo.tasks.detection.decode turns it into boxes"),
                 "boxes_per_cell": boxes, "score_threshold": params.detect.score_threshold,
                 "nms_iou": params.detect.nms_iou}
         gate_and_write(out, metrics, files, result, run, name=arch, metric="map50",

@@ -10,8 +10,10 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, register_keras, trains
-from cnnzoo.tracking import stage_run
+from cnnzoo.stages.common import data_record
+from cnnzoo.stages.exporting import gate_and_write
+from cnnzoo.stages.training import fit_arrays, register_keras, trains
+from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +45,19 @@ def scenes(params: Params, *, out: str, cache: str) -> None:
 
 
 def _iou_scores(predict, x: np.ndarray, y: np.ndarray, names: list[str]) -> dict:
-    from cnnzoo import segmentation as seg
+    from cnnzoo.tasks import segmentation
 
-    return seg.scores(seg.confusion(y, seg.predict_masks(predict, x), len(names)), names)
+    masks = segmentation.predict_masks(predict, x)
+    return segmentation.scores(segmentation.confusion(y, masks, len(names)), names)
 
 
 @trains("scenes")
 def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str) -> None:
     """Train the segmentation model (`segment.arch`, settings in `models.<arch>`) through the
     one training routine, with the per-pixel objective."""
-    from cnnzoo import train as trainer
     from cnnzoo.models import create_model
-    from cnnzoo.segmentation import SEGMENT
+    from cnnzoo.tasks.segmentation import SEGMENT
+    from cnnzoo.training import saving
 
     cfg, arch = params.segment.train, params.segment.arch
     names = _meta(scenes)["classes"]
@@ -70,7 +73,7 @@ def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str
         val = _iou_scores(lambda b: model.predict(b, verbose=0), x_val, y_val, names)
         result = {"val_pixel_accuracy": val["pixel_accuracy"], "val_mean_iou": val["mean_iou"],
                   "train_scenes": len(x)}
-        trainer.save_model(model, out)
+        saving.save_model(model, out)
         write_json(metrics, result)
         run.log_metrics(result)
         run.log_artifact(history)
@@ -85,8 +88,8 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
                      figure: str) -> None:
     import keras
 
-    from cnnzoo import segmentation as seg
-    from cnnzoo.evaluate import count_params
+    from cnnzoo.tasks import segmentation
+    from cnnzoo.tasks.classification import count_params
 
     names = _meta(scenes)["classes"]
     x, y = _load(scenes, "test")
@@ -95,12 +98,12 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
                    params={"test_scenes": len(x)}) as run:
         run.log_dataset(x, y, name="scenes", source=scenes, context="test")
         net = keras.models.load_model(model)
-        predicted = seg.predict_masks(lambda b: net.predict(b, verbose=0), x)
-        result = {**seg.scores(seg.confusion(y, predicted, len(names)), names),
+        predicted = segmentation.predict_masks(lambda b: net.predict(b, verbose=0), x)
+        result = {**segmentation.scores(segmentation.confusion(y, predicted, len(names)), names),
                   **count_params(net), "test_scenes": len(x), "data": data_record(scenes)}
         write_json(metrics, result)
         n = params.segment.figure_scenes
-        seg.overlay_figure(x[:n], y[:n], predicted[:n], names, figure,
+        segmentation.overlay_figure(x[:n], y[:n], predicted[:n], names, figure,
                            title=f"{arch} on test scenes: mean IoU {result['mean_iou']:.3f}, "
                                  f"pixel accuracy {result['pixel_accuracy']:.3f}")
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
@@ -115,8 +118,7 @@ def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics
     """The export variants of the classifiers, gated on mean IoU over the test scenes."""
     import keras
 
-    from cnnzoo import export as exporter
-    from cnnzoo import mobile
+    from cnnzoo.deploy import convert, parity
 
     cfg, arch = params.export, params.segment.arch
     names = _meta(scenes)["classes"]
@@ -127,8 +129,8 @@ def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics
                    params={"export": cfg.model_dump()}) as run:
         run.log_dataset(x, y, name="scenes", source=scenes, context="test")
         net = keras.models.load_model(model)
-        files, result = mobile.convert_and_score(
-            net, exporter.VARIANTS, cfg, x_rep=x_rep, metric="mean_iou", name=arch,
+        files, result = parity.convert_and_score(
+            net, convert.VARIANTS, cfg, x_rep=x_rep, metric="mean_iou", name=arch,
             score=lambda predict: _iou_scores(predict, x, y, names)["mean_iou"],
             keras_value=reference)
         card = {"arch": arch, "task": "segmentation", "classes": names,

@@ -1,4 +1,5 @@
-"""Shipping the fine-tuned models: evaluate on task B's test split, export TFLite, report."""
+"""Shipping the fine-tuned models: evaluate on task B's test split, export TFLite (the report
+that ranks them is stages/report.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import data_record, experiment_tags, log_data, write_export
-from cnnzoo.tracking import stage_run
+from cnnzoo.stages.common import data_record, experiment_tags, log_data
+from cnnzoo.stages.exporting import write_export
+from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +21,10 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
              confusion: str) -> None:
     import keras
 
-    from cnnzoo.cost import total_macs
     from cnnzoo.data.datasets import load_meta, load_split
-    from cnnzoo.evaluate import classification_metrics, count_params, predict_classes
-    from cnnzoo.viz import confusion_matrix_plot
+    from cnnzoo.models.cost import total_macs
+    from cnnzoo.reporting.figures import confusion_matrix_plot
+    from cnnzoo.tasks.classification import classification_metrics, count_params, predict_classes
 
     names = load_meta(prepared)["task_b"]["names"]
     x, y = load_split(prepared, "b_test")
@@ -45,24 +47,24 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
 
 def export(params: Params, *, arch: str, prepared: str, model: str, out: str, metrics: str,
            evaluated: str | None = None) -> None:
-    """Four TFLite variants + labels.txt + model.json in `out`, measured (`cnnzoo.mobile`) and
+    """Four TFLite variants + labels.txt + model.json in `out`, measured (`cnnzoo.deploy.parity`) and
     gated: a variant more than `export.max_drop` below the Keras model fails the stage, after
     its numbers are logged, and writes no output. `evaluated`: the evaluate stage's metrics of
     the same model, whose test accuracy is the Keras reference when it covers the same images."""
     import keras
 
-    from cnnzoo import mobile
     from cnnzoo.data.datasets import load_meta, load_split
+    from cnnzoo.deploy import parity
 
     cfg = params.export
     meta = load_meta(prepared)
     names = meta["task_b"]["names"]
 
-    def split(name: str, limit: int = 0) -> mobile.Split:
+    def split(name: str, limit: int = 0) -> parity.Split:
         x, y = load_split(prepared, name)
         if limit:
             x, y = x[:limit], y[:limit]
-        return mobile.Split(x.astype(np.float32) / 255.0, y)
+        return parity.Split(x.astype(np.float32) / 255.0, y)
 
     test, val = split("b_test", cfg.eval_limit), split("b_val")
     # Calibrate int8 ranges on target-task training images (never on the test split).
@@ -73,9 +75,9 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
                    params={"export": cfg.model_dump()}, tags=experiment_tags(params)) as run:
         log_data(run, params, test.x, test.y, "task B", "test")
         net = keras.models.load_model(model)
-        files, result = mobile.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
+        files, result = parity.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
                                                    name=arch, keras_accuracy=known)
-        failures = mobile.gate_failures(result, cfg.max_drop)
+        failures = parity.gate_failures(result, cfg.max_drop)
         run.log_metrics(_flat_metrics(result))
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
@@ -89,7 +91,7 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
 
 
 def _flat_metrics(result: dict) -> dict[str, float]:
-    from cnnzoo.export import VARIANTS
+    from cnnzoo.deploy.convert import VARIANTS
 
     flat = {f"{v}_{k}": result[v][k] for v in VARIANTS for k in ("size_bytes", "accuracy", "drop")}
     flat.update({f"{v}_latency_{k}": ms for v in VARIANTS for k, ms in result[v]["latency"].items()})
@@ -102,8 +104,8 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
                files: dict[str, bytes], images: np.ndarray | None = None) -> dict:
     """model.json: what an app needs to feed the .tflite files (and `cnnzoo predict` reads).
     Only what the files depend on: the MLflow run and the git commit are the run's tags."""
-    from cnnzoo.export import LiteModel
-    from cnnzoo.serving_input import border_brightness
+    from cnnzoo.data.serving_input import border_brightness
+    from cnnzoo.deploy.convert import LiteModel
 
     shape = meta["image_shape"]
     variants = {}
@@ -138,46 +140,3 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
         "keras_accuracy": result["keras_accuracy"],
         "test_images": result["test_images"],
     }
-
-
-def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str, figure: str,
-           sizes_csv: str, headline: str, params_file: str = "params.yaml") -> None:
-    """The leaderboard (table and figure), the mobile-export table, a section per pipeline that
-    `pipelines` lists (each naming its data), the canonical deployment sizes once `make sizes`
-    has run, and reports/headline.json. Registers the pick as `cnnzoo-mobile@mobile` only when
-    this is the committed default run (cnnzoo/promote.py): an experiment never moves it."""
-    from cnnzoo import promote
-    from cnnzoo import report as rep
-    from cnnzoo.viz_insight import leaderboard_figure
-
-    archs, metrics = params.base.archs, Path(metrics_dir)
-    pipelines = params.pipelines.selected()
-    rows = rep.collect(archs, metrics)
-    pick = rep.pick_mobile(archs, metrics, params.export.max_drop)
-    reference = rep.classifier_data(archs, metrics)
-    why_not = promote.not_the_committed_default(params_file)
-    with stage_run("report", None, experiment=params.base.experiment,
-                   params={"archs": archs, "pipelines": pipelines},
-                   tags=experiment_tags(params)) as run:
-        version = None
-        if why_not is None:
-            version = promote.register(run, pick, Path(exports) / pick, metrics)
-        else:
-            # The export folder on disk, logged here: the very files this report ranks.
-            run.log_tflite_model(Path(exports) / pick)
-            log.info("%s not registered: %s (@%s stays where it is; `cnnzoo promote %s` ships "
-                     "this one)", pick, why_not, promote.ALIAS, pick)
-        leaderboard_figure(rows, figure, "cnnzoo leaderboard: which network to ship")
-        sections = {"segment": rep.segmentation_markdown, "detect": rep.detection_markdown,
-                    "verify": rep.verification_markdown}
-        rep.write_report(rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)",
-                         sections=(rep.data_line(reference), rep.figure_markdown(Path(figure), Path(md)),
-                                   rep.mobile_markdown(rep.mobile_rows(archs, metrics), pick, version),
-                                   *(sections[p](metrics, reference) for p in pipelines
-                                     if p in sections),
-                                   rep.sizes_markdown(Path(sizes_csv))))
-        write_json(headline, rep.headline(rows, metrics, pipelines))
-        run.log_artifact(md)
-        run.log_artifact(csv)
-        run.log_artifact(figure)
-    log.info("report -> %s, %s, %s", md, figure, headline)

@@ -1,28 +1,28 @@
-"""The deployment-size pipeline: one slow, cached stage (`cnnzoo.sizes`), off `make run`'s path."""
+"""The deployment-size pipeline: one slow, cached stage (`cnnzoo.deploy.sizes`), off `make run`'s path."""
 
 from __future__ import annotations
 
 import logging
 
 from cnnzoo.config import Params
-from cnnzoo.tracking import stage_run
+from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
 
 
 def sizes(params: Params, *, csv: str, md: str, plot: str) -> None:
-    """The canonical deployment-size table (`cnnzoo.sizes`) and its plot, logged to MLflow."""
-    from cnnzoo import sizes as measured
-    from cnnzoo.viz import sizes_plot
+    """The canonical deployment-size table (`cnnzoo.deploy.sizes`) and its plot, logged to MLflow."""
+    from cnnzoo.deploy import sizes
+    from cnnzoo.reporting.figures import sizes_plot
 
     with stage_run("sizes", None, experiment=params.base.experiment,
                    params={"sizes": params.sizes.model_dump()}) as run:  # spans the work
-        rows = measured.measure_all(params.sizes)
-        measured.write(rows, csv, md)
+        rows = sizes.measure_all(params.sizes)
+        sizes.write(rows, csv, md)
         sizes_plot(rows, plot)
         run.log_metrics({f"{r['model']}_{k}": r[k] for r in rows
                          for k in ("params", "keras_mb", "float32_mb", "float16_mb", "int8_mb")})
         run.log_artifact(csv)
         run.log_artifact(md)
         run.log_artifact(plot)
-    log.info("sizes -> %s\n%s", md, measured.to_text(rows))
+    log.info("sizes -> %s\n%s", md, sizes.to_text(rows))

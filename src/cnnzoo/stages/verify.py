@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.backups import backup_dir
 from cnnzoo.config import Params
 from cnnzoo.files import read_json, write_json
-from cnnzoo.stages.common import data_record, fit_arrays, gate_and_write, log_data, policy, trains
-from cnnzoo.tracking import stage_run
+from cnnzoo.stages.common import data_record, log_data
+from cnnzoo.stages.exporting import gate_and_write
+from cnnzoo.stages.training import fit_arrays, policy, trains
+from cnnzoo.tracking.client import stage_run
+from cnnzoo.training.backups import backup_dir
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,9 @@ def rotated_identities(ds, rotations: int, seed: int):
 
 
 def _save(model, out: str, metrics: str, result: dict, run, history: str) -> None:
-    from cnnzoo import train as trainer
+    from cnnzoo.training import saving
 
-    trainer.save_model(model, out)
+    saving.save_model(model, out)
     write_json(metrics, result)
     run.log_metrics(result)
     run.log_artifact(history)
@@ -66,20 +68,20 @@ def _save(model, out: str, metrics: str, result: dict, run, history: str) -> Non
 
 
 def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
-    from cnnzoo import verification as ver
+    from cnnzoo.tasks import verification
 
-    return ver.auc(*ver.roc(ver.Pairs.from_matrix(similarity, y))[:2])
+    return verification.auc(*verification.roc(verification.Pairs.from_matrix(similarity, y))[:2])
 
 
 @trains("prepared", "augmented", "init")
 def verify(params: Params, *, prepared: str, augmented: str, init: str | None, out: str,
            metrics: str, history: str) -> None:
     """The embedding, trained with the triplet loss and online semi-hard mining on task A."""
-    from cnnzoo import train as trainer
-    from cnnzoo import verification as ver
-    from cnnzoo.augment import shard_name
+    from cnnzoo.data.augment import shard_name
     from cnnzoo.data.datasets import copies_dataset, load_copies
-    from cnnzoo.losses import TripletSemiHardLoss
+    from cnnzoo.tasks import verification
+    from cnnzoo.training import loop
+    from cnnzoo.training.losses import TripletSemiHardLoss
 
     cfg, seed = params.verify, params.base.seed
     (x, y), (x_val, y_val) = _task_a(params, prepared, cfg.train.images)
@@ -91,7 +93,7 @@ def verify(params: Params, *, prepared: str, augmented: str, init: str | None, o
     train_ds, _ = copies_dataset(copies, labels, batch_size=cfg.train.batch_size,
                                  num_classes=None, seed=seed)
     train_ds = rotated_identities(train_ds, cfg.rotations, seed)
-    triplet = trainer.Objective(loss=lambda c: TripletSemiHardLoss(cfg.margin),
+    triplet = loop.Objective(loss=lambda c: TripletSemiHardLoss(cfg.margin),
                                 metrics=lambda model: [],
                                 target=lambda model: np.zeros((1,), np.int32))
     tracked = {"verify": cfg.model_dump(exclude={"pairs"}), "seed": params.base.seed,
@@ -104,7 +106,7 @@ def verify(params: Params, *, prepared: str, augmented: str, init: str | None, o
                            cfg.train, params, objective=triplet, history=history, key=tracked,
                            run=run, train_ds=train_ds)
         emb = model.predict(x_val.astype(np.float32) / 255.0, batch_size=256, verbose=0)
-        result = {"val_auc_seen_classes": _val_auc(ver.distance_similarity(emb), y_val),
+        result = {"val_auc_seen_classes": _val_auc(verification.distance_similarity(emb), y_val),
                   "train_images": len(x), "identities": int(len(np.unique(y)) * cfg.rotations)}
         _save(model, out, metrics, result, run, history)
     log.info("verify %s: triplet embedding, task-A validation AUC %.4f", cfg.backbone,
@@ -152,15 +154,15 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
     """The binary variant: sigmoid(weighted |f(x1) - f(x2)|), binary cross-entropy on pairs."""
     import keras
 
-    from cnnzoo import train as trainer
     from cnnzoo.models import siamese
+    from cnnzoo.training import loop
 
     cfg, seed = params.verify, params.base.seed
     (x, y), (x_val, y_val) = _task_a(params, prepared, cfg.pairs.images)
     rng = np.random.default_rng(seed)
     train_pairs = _pairs(y, cfg.pairs_per_epoch, cfg.rotations, rng)
     val_pairs = _pairs(y_val, min(cfg.pairs_per_epoch, 4 * len(y_val)), 1, rng)  # upright
-    objective = trainer.Objective(
+    objective = loop.Objective(
         loss=lambda c: keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=lambda model: [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
         target=lambda model: np.zeros((1, 1), np.float32))
@@ -172,9 +174,9 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
     with stage_run("verify_pairs", cfg.backbone, experiment=params.base.experiment,
                    params=tracked) as run:
         log_data(run, params, x, y, "task A", "train")
-        epochs, steps = trainer.plan_epochs(cfg.pairs, cfg.pairs_per_epoch)
+        epochs, steps = loop.plan_epochs(cfg.pairs, cfg.pairs_per_epoch)
         pcfg = cfg.pairs.model_copy(update={"epochs": epochs})
-        model = trainer.fit(lambda: siamese.pair_model(_tower(params, x.shape[1:], init)),
+        model = loop.fit(lambda: siamese.pair_model(_tower(params, x.shape[1:], init)),
                             train_ds.repeat(),
                             _pair_dataset(x_val, val_pairs, 256, training=False, seed=seed,
                                           rotations=1),
@@ -207,17 +209,17 @@ def _task_b(params: Params, prepared: str):
 
 def _similarities(embedding, pairs_model, x: np.ndarray) -> dict[str, np.ndarray]:
     """Similarity matrices of `x` under the three methods compared."""
-    from cnnzoo import verification as ver
     from cnnzoo.models import siamese
+    from cnnzoo.tasks import verification
 
     xf = x.astype(np.float32) / 255.0
     head = pairs_model.get_layer("head")
     w, b = (v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in head.weights)
     tower = siamese.tower(pairs_model)
-    return {"triplet": ver.distance_similarity(embedding.predict(xf, batch_size=256, verbose=0)),
-            "binary": ver.weighted_l1_similarity(tower.predict(xf, batch_size=256, verbose=0),
+    return {"triplet": verification.distance_similarity(embedding.predict(xf, batch_size=256, verbose=0)),
+            "binary": verification.weighted_l1_similarity(tower.predict(xf, batch_size=256, verbose=0),
                                                  w, float(b[0])),
-            "raw_pixels": ver.distance_similarity(xf)}
+            "raw_pixels": verification.distance_similarity(xf)}
 
 
 def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str, metrics: str,
@@ -227,8 +229,8 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
     embedding, the binary variant and raw pixels (the baseline)."""
     import keras
 
-    from cnnzoo import verification as ver
-    from cnnzoo.viz import roc_plot
+    from cnnzoo.reporting.figures import roc_plot
+    from cnnzoo.tasks import verification
 
     names, (x_val, y_val), (x, y) = _task_b(params, prepared)
     with stage_run("verify_evaluate", params.verify.backbone, experiment=params.base.experiment,
@@ -240,12 +242,12 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
         result: dict = {"classes": names, "test_images": len(y)}
         curves = {}
         for method in test:
-            pairs_test = ver.Pairs.from_matrix(test[method], y)
-            threshold = ver.best_threshold(ver.Pairs.from_matrix(val[method], y_val))
-            result[method] = {**ver.summary(pairs_test, threshold),
-                              "one_shot_accuracy": ver.one_shot_accuracy(
+            pairs_test = verification.Pairs.from_matrix(test[method], y)
+            threshold = verification.best_threshold(verification.Pairs.from_matrix(val[method], y_val))
+            result[method] = {**verification.summary(pairs_test, threshold),
+                              "one_shot_accuracy": verification.one_shot_accuracy(
                                   test[method], y, params.verify.galleries, params.base.seed)}
-            far, tar, _ = ver.roc(pairs_test)
+            far, tar, _ = verification.roc(pairs_test)
             curves[method.replace("_", " ")] = (far, tar, result[method]["auc"])
         result["pairs"] = len(y) * (len(y) - 1) // 2
         result["genuine_pairs"] = int(sum(int(c) * (int(c) - 1) // 2 for c in np.bincount(y)))
@@ -266,9 +268,9 @@ def verify_export(params: Params, *, prepared: str, model: str, out: str, metric
     """The triplet embedding as float32 and int8 TFLite, gated on test AUC."""
     import keras
 
-    from cnnzoo import mobile
-    from cnnzoo import verification as ver
     from cnnzoo.data.datasets import load_split
+    from cnnzoo.deploy import parity
+    from cnnzoo.tasks import verification
 
     cfg = params.export
     names, _, (x, y) = _task_b(params, prepared)
@@ -277,13 +279,13 @@ def verify_export(params: Params, *, prepared: str, model: str, out: str, metric
     reference = read_json(evaluated)["triplet"]["auc"] if evaluated else None
 
     def score(predict) -> float:
-        return _val_auc(ver.distance_similarity(predict(xf)), y)
+        return _val_auc(verification.distance_similarity(predict(xf)), y)
 
     with stage_run("verify_export", params.verify.backbone, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}) as run:
         log_data(run, params, x, y, "task B", "test")
         net = keras.models.load_model(model)
-        files, result = mobile.convert_and_score(net, ("float32", "int8"), cfg, x_rep=x_rep,
+        files, result = parity.convert_and_score(net, ("float32", "int8"), cfg, x_rep=x_rep,
                                                  score=score, metric="auc", name="embedding",
                                                  keras_value=reference)
         card = {"arch": f"siamese_{params.verify.backbone}", "task": "verification",

@@ -12,7 +12,7 @@ import numpy as np
 from cnnzoo.config import Params
 from cnnzoo.files import atomic_path
 from cnnzoo.stages.common import experiment_tags
-from cnnzoo.tracking import stage_run
+from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
 # The phases of a fine-tuned classifier, in order: (name, the stage whose history CSV it is).
@@ -32,10 +32,9 @@ def visualize(params: Params, *, arch: str, prepared: str, model: str, histories
     """PNGs in `out` (written as a whole), logged to a `visualize-<arch>` MLflow run."""
     import keras
 
-    from cnnzoo import insight
-    from cnnzoo import viz_insight as fig
     from cnnzoo.data.datasets import load_meta, load_split
-    from cnnzoo.evaluate import predict_classes
+    from cnnzoo.reporting import insight, insight_figures
+    from cnnzoo.tasks.classification import predict_classes
 
     cfg = params.visualize
     names = load_meta(prepared)["task_b"]["names"]
@@ -47,29 +46,29 @@ def visualize(params: Params, *, arch: str, prepared: str, model: str, histories
         net = keras.models.load_model(model)
         with atomic_path(out) as tmp:
             tmp.mkdir()
-            fig.filters_figure(insight.first_filters(net), tmp / "filters.png",
+            insight_figures.filters_figure(insight.first_filters(net), tmp / "filters.png",
                                f"{arch}: first-layer filters (grey = 0)")
             found = insight.top_exemplars(net, x, filters=cfg.filters, k=cfg.exemplars)
-            fig.exemplars_figure(found, x, tmp / "exemplars.png",
+            insight_figures.exemplars_figure(found, x, tmp / "exemplars.png",
                                  f"{arch}: the {cfg.exemplars} test images that most activate "
                                  "filters of an early, a middle and a late layer")
             best = insight.maximize_classes(net, list(range(len(names))), steps=cfg.steps,
                                             step_size=cfg.step_size, seed=params.base.seed)
-            fig.maximization_figure(best, names, tmp / "maximization.png",
+            insight_figures.maximization_figure(best, names, tmp / "maximization.png",
                                     f"{arch}: activation maximisation of each class's logit "
                                     f"({cfg.steps} steps from seeded noise, jitter + blur)")
             predicted = predict_classes(net, x8)
             pick = _cam_sample(predicted, y, cfg.cam_samples)
             layer = insight.cam_layer(net)
             cams = insight.grad_cam(net, x[pick], predicted[pick], layer)
-            fig.gradcam_figure(x[pick], cams, [names[i] for i in y[pick]],
+            insight_figures.gradcam_figure(x[pick], cams, [names[i] for i in y[pick]],
                                [names[i] for i in predicted[pick]], tmp / "gradcam.png",
                                f"{arch}: Grad-CAM of the predicted class at {layer.name} "
                                f"({layer.output.shape[1]}x{layer.output.shape[2]})")
-            phases = [(name, fig.read_history(Path(histories) / stage / f"{arch}.csv"))
+            phases = [(name, insight_figures.read_history(Path(histories) / stage / f"{arch}.csv"))
                       for name, stage in PHASES
                       if (Path(histories) / stage / f"{arch}.csv").is_file()]
-            fig.curves_figure(phases, tmp / "curves.png",
+            insight_figures.curves_figure(phases, tmp / "curves.png",
                               f"{arch}: training curves, pretrain -> probe -> fine-tune")
         for name in FIGURES:
             run.log_artifact(Path(out) / name, folder="visualize")

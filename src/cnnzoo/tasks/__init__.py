@@ -1,0 +1,2 @@
+"""What each task computes beyond a classifier: classification metrics, segmentation, detection,
+verification, style transfer."""

@@ -1,0 +1,95 @@
+"""Label sweep (`make sweep`): the pipeline at several task-B label budgets, as DVC experiments.
+
+For each budget, `dvc exp run -S data.labels_per_class=N transfer finetune scratch` reruns only
+task B's stages: download, augment and pretrain do not read that key, so they are reused. The
+test accuracies of scratch, linear probe and fine-tuned transfer are collected after each run.
+The params file's own budget runs first (nothing to do after `make run`) and again last, so the
+workspace ends as `make run` left it (`restore=False` skips that last pass); the params file is
+restored byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from cnnzoo import config
+from cnnzoo.files import csv_text, read_json, write_text
+from cnnzoo.tools import warm
+
+log = logging.getLogger(__name__)
+STAGES = ("transfer", "finetune", "scratch")
+FIELDS = ("labels_per_class", "arch", "scratch", "linear_probe", "fine_tuned", "gain")
+
+
+def collect(archs: list[str], metrics_dir: Path, labels_per_class: int) -> list[dict]:
+    """This budget's row per architecture, from the B stages' metrics."""
+    rows = []
+    for arch in archs:
+        acc = {s: read_json(metrics_dir / s / f"{arch}.json")["test_accuracy"] for s in STAGES}
+        rows.append({"labels_per_class": labels_per_class, "arch": arch,
+                     "scratch": round(acc["scratch"], 4),
+                     "linear_probe": round(acc["transfer"], 4),
+                     "fine_tuned": round(acc["finetune"], 4),
+                     "gain": round(acc["finetune"] - acc["scratch"], 4)})
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    return csv_text(rows, FIELDS)
+
+
+def summary(rows: list[dict]) -> str:
+    """One line per budget: mean accuracies and how many families transfer beats scratch for."""
+    lines = []
+    for n in sorted({r["labels_per_class"] for r in rows}):
+        sel = [r for r in rows if r["labels_per_class"] == n]
+        mean = {k: sum(r[k] for r in sel) / len(sel) for k in FIELDS[2:5]}
+        wins = sum(r["fine_tuned"] > r["scratch"] for r in sel)
+        lines.append(f"{n:>5} labels/class: scratch {mean['scratch']:.4f}, linear probe "
+                     f"{mean['linear_probe']:.4f}, fine-tuned {mean['fine_tuned']:.4f}; "
+                     f"transfer beats scratch for {wins}/{len(sel)}")
+    return "\n".join(lines)
+
+
+def run_sweep(labels: list[int], *, params_path: str = "params.yaml",
+              metrics_dir: str = "metrics", csv_path: str = "reports/sweep.csv",
+              plot_path: str = "plots/sweep.png", restore: bool = True) -> list[dict]:
+    from cnnzoo.reporting.figures import label_sweep_plot
+
+    params_file = Path(params_path)
+    original = params_file.read_text()
+    params = config.load(params_file)
+    default = params.data.labels_per_class
+    raw = yaml.safe_load(original)
+    for n in labels:  # every budget is valid before the first one trains
+        config.parse({**raw, "data": {**raw.get("data", {}), "labels_per_class": n}},
+                     f"{params_path} with data.labels_per_class={n}")
+    rows: list[dict] = []
+    order = ([default] if default in labels else []) + [n for n in labels if n != default]
+    if restore and order[-1] != default:
+        order.append(default)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnzoo-sweep-"))
+        env = {**os.environ, **stack.enter_context(warm.launcher(tmp))}  # as in `cnnzoo run`
+        stack.callback(params_file.write_text, original)
+        for i, n in enumerate(order):
+            log.info("sweep: labels_per_class=%d (dvc exp run)", n)
+            cmd = [sys.executable, "-m", "dvc", "exp", "run", "-S", f"data.labels_per_class={n}",
+                   *STAGES]
+            if subprocess.run(cmd, env=env).returncode != 0:
+                raise RuntimeError(f"`{' '.join(cmd[2:])}` failed (its output is above)")
+            if n in labels and n not in order[:i]:
+                rows += collect(params.base.archs, Path(metrics_dir), n)
+    rows.sort(key=lambda r: (r["labels_per_class"], params.base.archs.index(r["arch"])))
+    write_text(csv_path, to_csv(rows))
+    label_sweep_plot(rows, plot_path)
+    log.info("sweep -> %s, %s\n%s", csv_path, plot_path, summary(rows))
+    return rows

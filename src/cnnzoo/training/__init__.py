@@ -1,0 +1,2 @@
+"""Training: the one loop (fit), distribution, losses, transfer surgery, ImageNet weights,
+resumable backups."""
