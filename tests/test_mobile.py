@@ -14,7 +14,7 @@ from cnnzoo.config import ExportConfig, SizesConfig
 from cnnzoo.deploy import convert, parity, sizes
 from cnnzoo.files import read_csv
 from cnnzoo.models import create_model
-from cnnzoo.reporting import leaderboard
+from cnnzoo.reporting import leaderboard, sizes_table
 
 
 @pytest.fixture(scope="module")
@@ -248,12 +248,12 @@ def test_sizes_of_a_small_network(tmp_path):
     assert row["params"] == 61_706  # LeNet-5 as in the lecture (tanh, 10 classes)
     assert row["float16_mb"] < 0.6 * row["float32_mb"] and row["int8_mb"] < row["float32_mb"] / 3
     assert row["keras_mb"] > 0 and row["lecture_mb"] == ""
-    sizes.write([row], tmp_path / "s.csv", tmp_path / "s.md")
+    sizes_table.write([row], tmp_path / "s.csv", tmp_path / "s.md")
     assert read_csv(tmp_path / "s.csv")[0]["model"] == "lenet5"
     rows = [dict(row, model="vgg16", float32_mb="527.8"), dict(row, model="mobilenet_v2",
                                                                 int8_mb="3.5")]
-    assert sizes.headline(rows).endswith("is 151× MobileNet V2 int8 (3.50 MB).")
-    assert "| vgg16 | 61,706 |" in sizes.to_markdown(rows)
+    assert sizes_table.headline(rows).endswith("is 151× MobileNet V2 int8 (3.50 MB).")
+    assert "| vgg16 | 61,706 |" in sizes_table.to_markdown(rows)
 
 
 def test_one_converter_for_all_variants_gives_the_bytes_of_fresh_ones(lenet, images):

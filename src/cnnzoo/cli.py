@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """Pre-processes PNG/JPEG files (any size, colour or grey) as in training (model.json) and
+    prints the top-k labels with probabilities."""
     from cnnzoo.deploy.predict import PredictError, predict
 
     try:
@@ -115,10 +118,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _sizes(args: argparse.Namespace) -> int:
-    """Through DVC (cached) for the params file's models; directly for models named here."""
+    """Without names: the `sizes` DVC stage for params.yaml's `sizes` section (cached after
+    the first run, which takes minutes), then the table. With names: those models measured
+    now."""
     from cnnzoo import config
-    from cnnzoo.deploy import sizes
+    from cnnzoo.deploy.sizes import measure_all
     from cnnzoo.files import read_csv
+    from cnnzoo.reporting.sizes_table import to_text
     from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
 
     logs.setup()
@@ -129,7 +135,7 @@ def _sizes(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(err, file=sys.stderr)
             return 2
-        print(sizes.to_text(sizes.measure_all(cfg)))
+        print(to_text(measure_all(cfg)))
         return 0
     # The stage, then the report again so its sizes section appears (seconds; the report does
     # not depend on the stage, see dvc.yaml).
@@ -139,11 +145,14 @@ def _sizes(args: argparse.Namespace) -> int:
     if outcome.returncode != 0:
         print(outcome.summary, file=sys.stderr)
         return outcome.returncode
-    print(sizes.to_text(read_csv(Path("reports/sizes.csv"))))
+    print(to_text(read_csv(Path("reports/sizes.csv"))))
     return 0
 
 
 def _promote(args: argparse.Namespace) -> int:
+    """The only way besides the committed default run's report to move @mobile: e.g. after
+    `dvc exp apply <experiment>`. The version is tagged with its architecture, data, metrics,
+    git commit and experiment."""
     from cnnzoo import config
     from cnnzoo.tracking import promote
 
@@ -184,6 +193,8 @@ def _tconv(args: argparse.Namespace) -> int:
 
 
 def _stylize(args: argparse.Namespace) -> int:
+    """Optimises an image whose VGG features match CONTENT's at block4_conv2 and whose Gram
+    matrices match STYLE's at block1-5_conv1."""
     from cnnzoo.tasks import stylize
 
     try:
@@ -207,6 +218,8 @@ def _stylize(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, dvc_args: list[str]) -> int:
+    """Runs `dvc repro` with this environment's python on PATH; other options (e.g. -f, --dry)
+    are passed on to dvc repro."""
     from cnnzoo.config import DEFAULT_PARAMS
     from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
 
@@ -226,33 +239,45 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} -h)\n")
 
 
+def _command(sub, func, name: str, **kwargs) -> argparse.ArgumentParser:
+    """Subcommand `name`, which runs `func(args)`; its `--help` text is `func`'s docstring."""
+    parser = sub.add_parser(name, description=func.__doc__ and inspect.cleandoc(func.__doc__),
+                            **kwargs)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _input_args(parser: argparse.ArgumentParser) -> None:
+    """The input a model is built for (`models`, `sizes`): ImageNet's by default."""
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--num-classes", type=int, default=1000)
+
+
 def main(argv: list[str] | None = None) -> int:
     logs.setup("WARNING")
     parser = _Parser(prog="cnnzoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("run", help="dvc repro, then the leaderboard and the wall time (make run)",
-                       description="Runs `dvc repro` with this environment's python on PATH; "
-                       "other options (e.g. -f, --dry) are passed on to dvc repro.")
+    r = _command(sub, _run, "run",
+                 help="dvc repro, then the leaderboard and the wall time (make run)")
     r.add_argument("targets", nargs="*",
                    help="stages to reproduce (default: report and every stage it needs, i.e. "
                    "all but the slow `sizes`)")
-    r.set_defaults(func=_run)
-    m = sub.add_parser("models", help="registered models with parameters and MACs per image")
+    m = _command(sub, _models, "models",
+                 help="registered models with parameters and MACs per image")
     m.add_argument("names", nargs="*", help="models to show (default: all)")
     m.add_argument("--layers", metavar="MODEL", help="per-layer table of one model")
-    m.add_argument("--input-size", type=int, default=224)
-    m.add_argument("--channels", type=int, default=3)
-    m.add_argument("--num-classes", type=int, default=1000)
-    m.set_defaults(func=_models)
-    t = sub.add_parser("tconv", help="the lecture's transposed-convolution example through "
-                       "Keras' Conv2DTranspose")
+    _input_args(m)
+    t = _command(sub, _tconv, "tconv",
+                 help="the lecture's transposed-convolution example through "
+                 "Keras' Conv2DTranspose")
     t.add_argument("--stride", type=int, default=1, choices=[1, 2, 3])
-    t.set_defaults(func=_tconv)
-    c = sub.add_parser("check", help="validate a params file")
+    c = _command(sub, _check, "check",
+                 help="validate a params file")
     c.add_argument("params", nargs="?", default="params.yaml")
-    c.set_defaults(func=_check)
-    b = sub.add_parser("bench", help="benchmarks (data: input pipeline vs training step; "
-                       "train: every architecture vs plain Keras and the matmul rate)")
+    b = _command(sub, _bench, "bench",
+                 help="benchmarks (data: input pipeline vs training step; "
+                 "train: every architecture vs plain Keras and the matmul rate)")
     b.add_argument("what", choices=["data", "train"])
     b.add_argument("--quick", action="store_true", help="train: fewer steps (about 2 minutes)")
     b.add_argument("--archs", nargs="+", help="train: these architectures (default: base.archs)")
@@ -261,17 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--prepared", default="data/prepared")
     b.add_argument("--augmented", default="data/augment")
     b.add_argument("--batches", type=int, default=50)
-    b.set_defaults(func=_bench)
-    s = sub.add_parser("sweep", help="label sweep: task B's stages at several labels_per_class "
-                       "(dvc exp run), then reports/sweep.csv and plots/sweep.png")
+    s = _command(sub, _sweep, "sweep",
+                 help="label sweep: task B's stages at several labels_per_class "
+                 "(dvc exp run), then reports/sweep.csv and plots/sweep.png")
     s.add_argument("--labels", type=int, nargs="+", default=[5, 20, 100, 1000])
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--no-restore", action="store_true",
                    help="leave the workspace at the last budget (skips rerunning the default)")
-    s.set_defaults(func=_sweep)
-    pr = sub.add_parser("predict", help="run an exported .tflite or .keras model on image files",
-                        description="Pre-processes PNG/JPEG files (any size, colour or grey) as "
-                        "in training (model.json) and prints the top-k labels with probabilities.")
+    pr = _command(sub, _predict, "predict",
+                  help="run an exported .tflite or .keras model on image files")
     pr.add_argument("model", help="a .tflite or .keras file, e.g. exports/mobilenet_v2/"
                     "mobilenet_v2_int8.tflite")
     pr.add_argument("images", nargs="+")
@@ -282,11 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                     "trained on light-on-dark ones, or the reverse)")
     pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                     help="refuse larger images before decoding them (default %(default)s)")
-    pr.set_defaults(func=_predict)
-    style = sub.add_parser("stylize", help="neural style transfer (Gatys et al. 2016) of CONTENT in "
-                        "the style of STYLE",
-                        description="Optimises an image whose VGG features match CONTENT's at "
-                        "block4_conv2 and whose Gram matrices match STYLE's at block1-5_conv1.")
+    style = _command(sub, _stylize, "stylize",
+                     help="neural style transfer (Gatys et al. 2016) of CONTENT in "
+                     "the style of STYLE")
     style.add_argument("content")
     style.add_argument("style")
     style.add_argument("-o", "--output", required=True, help="the stylised PNG")
@@ -300,29 +321,20 @@ def main(argv: list[str] | None = None) -> int:
     style.add_argument("--style-weight", type=float, default=10.0)
     style.add_argument("--tv-weight", type=float, default=10.0)
     style.add_argument("--seed", type=int, default=0)
-    style.set_defaults(func=_stylize)
-    sf = sub.add_parser("sample-folder", help="write a class folder of real images to try your "
-                        "own-data path on (scikit-learn's 1,797 handwritten digits)")
+    sf = _command(sub, _sample_folder, "sample-folder",
+                  help="write a class folder of real images to try your "
+                  "own-data path on (scikit-learn's 1,797 handwritten digits)")
     sf.add_argument("out", help="the folder to write, e.g. data/digits (replaced)")
-    sf.set_defaults(func=_sample_folder)
-    po = sub.add_parser("promote", help="ship an architecture's export: register exports/ARCH "
-                        "as cnnzoo-mobile and move @mobile to it",
-                        description="The only way besides the committed default run's report to "
-                        "move @mobile: e.g. after `dvc exp apply <experiment>`. The version is "
-                        "tagged with its architecture, data, metrics, git commit and experiment.")
+    po = _command(sub, _promote, "promote",
+                  help="ship an architecture's export: register exports/ARCH "
+                  "as cnnzoo-mobile and move @mobile to it")
     po.add_argument("arch")
     po.add_argument("--params", default="params.yaml")
-    po.set_defaults(func=_promote)
-    z = sub.add_parser("sizes", help="deployment sizes: parameters, Keras and TFLite float32 / "
-                       "float16 / int8 file sizes of canonical networks (random weights)",
-                       description="Without names: the `sizes` DVC stage for params.yaml's "
-                       "`sizes` section (cached after the first run, which takes minutes), then "
-                       "the table. With names: those models measured now.")
+    z = _command(sub, _sizes, "sizes",
+                 help="deployment sizes: parameters, Keras and TFLite float32 / "
+                 "float16 / int8 file sizes of canonical networks (random weights)")
     z.add_argument("names", nargs="*", help="models to measure now instead")
-    z.add_argument("--input-size", type=int, default=224)
-    z.add_argument("--channels", type=int, default=3)
-    z.add_argument("--num-classes", type=int, default=1000)
-    z.set_defaults(func=_sizes)
+    _input_args(z)
     args, extra = parser.parse_known_args(argv)
     if args.func is _run:
         return _run(args, extra)

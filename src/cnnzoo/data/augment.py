@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import layers
 
 from cnnzoo.config import AugmentConfig
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def write_shards(x: np.ndarray, y: np.ndarray, cfg: AugmentConfig, seed: int, ou
         path = out_dir / shard_name(split, copy)
         with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
             for start in range(0, len(x), batch_size):
-                batch = x[start:start + batch_size].astype(np.float32) / 255.0
+                batch = to_unit(x[start:start + batch_size])
                 if augmenter is not None:
                     batch = np.asarray(augmenter(batch, training=True))
                 pixels = np.clip(np.round(batch * 255.0), 0, 255).astype(np.uint8)

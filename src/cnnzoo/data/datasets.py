@@ -37,7 +37,8 @@ def load_meta(prepared: str | Path) -> dict:
 
 
 def to_float(x: tf.Tensor) -> tf.Tensor:
-    """uint8 pixels -> float32 in [0, 1]; the models and the TFLite exports take this range."""
+    """uint8 pixels -> float32 in [0, 1] inside a tf.data pipeline: serving_input.to_unit, the
+    one scaling rule, as a TensorFlow op."""
     return tf.cast(x, tf.float32) / 255.0
 
 

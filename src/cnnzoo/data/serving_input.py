@@ -16,6 +16,13 @@ import numpy as np
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
+def to_unit(x) -> np.ndarray:
+    """uint8 pixels (0..255) -> float32 in [0, 1]: the one scaling that every model trains,
+    evaluates, calibrates its int8 export and serves with (data.datasets.to_float is this
+    function's TensorFlow twin, for tf.data pipelines)."""
+    return np.asarray(x).astype(np.float32) / 255.0
+
+
 class InputShapeError(ValueError):
     """Input that no rule above turns into images; the message is one line."""
 
@@ -55,8 +62,8 @@ def as_batch(x, channels: int) -> np.ndarray:
                               "or 4, grey (N, H, W), or one image (H, W) or (H, W, C)")
     integer = np.issubdtype(x.dtype, np.integer)
     x = x.astype(np.float32)
-    if integer or x.max() > 1.0:
-        x = x / 255.0
+    if integer or x.max() > 1.0:  # read as 0..255
+        x = to_unit(x)
     if x.shape[-1] == 4:
         x = x[..., :3]
     if channels == 1 and x.shape[-1] == 3:

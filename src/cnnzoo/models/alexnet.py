@@ -21,6 +21,16 @@ CONVS = (96, 256, 384, 384, 256)
 FC_UNITS = 4096
 
 
+def _input(input_shape: tuple[int, ...], width: float, small_input: bool):
+    """The input, every layer's width (conv1-conv5, fc6/fc7 units) and, for small inputs, the
+    5x5/1 conv1 that AlexNet and ZFNet share (None: the caller builds its canonical conv1)."""
+    widths = (*(scale(c, width) for c in CONVS), scale(FC_UNITS, width))
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = (layers.Conv2D(widths[0], 5, padding="same", activation="relu", name="conv1")(inputs)
+         if small_input else None)
+    return inputs, x, widths
+
+
 def _convs3_to_fc7(x, c3: int, c4: int, c5: int, units: int, dropout: float):
     """conv3-conv5 (3x3, "same"), the 3x3/2 pool and the two dropout + fully connected layers
     that AlexNet and ZFNet share."""
@@ -41,12 +51,8 @@ def build_alexnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
                   include_top: bool = True) -> keras.Model:
     # Three 3×3/2 valid pools need a 15 px map after the stem: 67 px with the 11×11/4 stem.
     check_min_size(input_shape, 15 if small_input else 67, name)
-    c1, c2, c3, c4, c5 = (scale(c, width) for c in CONVS)
-    units = scale(FC_UNITS, width)
-    inputs = keras.Input(shape=input_shape, name="input")
-    if small_input:
-        x = layers.Conv2D(c1, 5, padding="same", activation="relu", name="conv1")(inputs)
-    else:
+    inputs, x, (c1, c2, c3, c4, c5, units) = _input(input_shape, width, small_input)
+    if not small_input:
         x = layers.Conv2D(c1, 11, strides=4, activation="relu", name="conv1")(inputs)
     x = LocalResponseNormalization(name="lrn1")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
@@ -72,12 +78,8 @@ def build_zfnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
     `small_input=True`: a 5×5/1 conv1 and a stride-1 conv2, so 32 px images keep a 3×3 map.
     """
     check_min_size(input_shape, 9 if small_input else 53, name)
-    c1, c2, c3, c4, c5 = (scale(c, width) for c in CONVS)
-    units = scale(FC_UNITS, width)
-    inputs = keras.Input(shape=input_shape, name="input")
-    if small_input:
-        x = layers.Conv2D(c1, 5, padding="same", activation="relu", name="conv1")(inputs)
-    else:
+    inputs, x, (c1, c2, c3, c4, c5, units) = _input(input_shape, width, small_input)
+    if not small_input:
         x = layers.ZeroPadding2D(1, name="conv1_pad")(inputs)
         x = layers.Conv2D(c1, 7, strides=2, activation="relu", name="conv1")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)

@@ -13,8 +13,8 @@ import keras
 from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization
-from cnnzoo.models.layers import FEATURES, check_min_size, finish
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.layers import check_min_size, finish_pooled
+from cnnzoo.models.registry import register_variants
 
 _BN = dict(epsilon=1.001e-5)
 
@@ -60,8 +60,7 @@ def build_densenet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
             x = transition(x, compression, f"transition{b}")
     x = FusedBatchNormalization(**_BN, name="final_bn")(x)
     x = layers.ReLU(name="final_relu")(x)
-    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
-    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
+    return finish_pooled(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
 
 
 VARIANTS = {
@@ -70,5 +69,4 @@ VARIANTS = {
     "densenet201": dict(blocks=(6, 12, 48, 32)),
     "densenet_bc_100": dict(blocks=(16, 16, 16), growth_rate=12, small_input=True),
 }
-for _key, _settings in VARIANTS.items():
-    register_model(_key, family="densenet", **_settings)(build_densenet)
+register_variants(build_densenet, VARIANTS, "densenet")

@@ -19,7 +19,12 @@ import keras
 from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization
-from cnnzoo.models.layers import FEATURES, LocalResponseNormalization, check_min_size, finish, scale
+from cnnzoo.models.layers import (
+    LocalResponseNormalization,
+    check_min_size,
+    finish_pooled,
+    scale,
+)
 from cnnzoo.models.registry import register_model
 
 # name: (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj) — Table 1.
@@ -93,6 +98,5 @@ def build_googlenet(*, name: str, input_shape: tuple[int, ...], num_classes: int
             aux.append(_aux_classifier(x, num_classes, AUX_AFTER[block], width))
         if block in POOL_AFTER:
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool_{block}")(x)
-    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
-    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name,
-                  dropout=dropout, extra_outputs=tuple(aux))
+    return finish_pooled(inputs, x, num_classes=num_classes, include_top=include_top, name=name,
+                         dropout=dropout, extra_outputs=tuple(aux))

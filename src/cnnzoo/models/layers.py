@@ -37,6 +37,12 @@ def finish(inputs: keras.KerasTensor, features: keras.KerasTensor, *, num_classe
     return keras.Model(inputs, outputs, name=name)
 
 
+def finish_pooled(inputs: keras.KerasTensor, maps: keras.KerasTensor, **head) -> keras.Model:
+    """`finish` after global average pooling of the last maps into the features layer: how every
+    network since Network-in-Network ends."""
+    return finish(inputs, layers.GlobalAveragePooling2D(name=FEATURES)(maps), **head)
+
+
 @keras.saving.register_keras_serializable(package="cnnzoo")
 class LocalResponseNormalization(layers.Layer):
     """Across-channel LRN (Krizhevsky et al. 2012, section 3.3):

@@ -28,7 +28,7 @@ import keras
 from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization
-from cnnzoo.models.layers import FEATURES, check_min_size, finish
+from cnnzoo.models.layers import check_min_size, finish_pooled
 from cnnzoo.models.registry import register_model
 
 # V1's body (Table 1): (pointwise filters, depthwise stride) per separable block.
@@ -69,16 +69,24 @@ def _inverted_residual(x, expansion: int, filters: int, stride: int, prefix: str
     return y
 
 
-@register_model("mobilenet_v2", family="mobilenet")
-def build_mobilenet_v2(*, name: str, input_shape: tuple[int, ...], num_classes: int,
-                       alpha: float = 1.0, small_input: bool = False,
-                       bn_momentum: float = 0.99, include_top: bool = True) -> keras.Model:
+def _input_and_stem(name: str, input_shape: tuple[int, ...], filters: int, alpha: float,
+                    small_input: bool, bn_momentum: float):
+    """What both MobileNets start with: the checks, the input and the 3x3 stem convolution
+    (stride 2, or 1 for small inputs); returns them with the BatchNorm settings."""
     if alpha <= 0:
         raise ValueError(f"{name}: alpha must be > 0, got {alpha}")
     check_min_size(input_shape, 16 if small_input else 32, name)
     bn = dict(epsilon=1e-3, momentum=bn_momentum)
     inputs = keras.Input(shape=input_shape, name="input")
-    x = _conv_bn(inputs, make_divisible(32 * alpha), 3, 1 if small_input else 2, "stem", bn)
+    return inputs, _conv_bn(inputs, filters, 3, 1 if small_input else 2, "stem", bn), bn
+
+
+@register_model("mobilenet_v2", family="mobilenet")
+def build_mobilenet_v2(*, name: str, input_shape: tuple[int, ...], num_classes: int,
+                       alpha: float = 1.0, small_input: bool = False,
+                       bn_momentum: float = 0.99, include_top: bool = True) -> keras.Model:
+    inputs, x, bn = _input_and_stem(name, input_shape, make_divisible(32 * alpha), alpha,
+                                    small_input, bn_momentum)
     for s, (t, c, n, stride) in enumerate(V2_STAGES):
         for i in range(n):
             x = _inverted_residual(x, t, make_divisible(c * alpha), stride if i == 0 else 1,
@@ -86,8 +94,7 @@ def build_mobilenet_v2(*, name: str, input_shape: tuple[int, ...], num_classes: 
     # The reference keeps 1280 channels for α ≤ 1 (the paper's footnote on small multipliers).
     last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     x = _conv_bn(x, last, 1, 1, "top", bn)
-    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
-    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
+    return finish_pooled(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
 
 
 @register_model("mobilenet_v1", family="mobilenet")
@@ -95,18 +102,13 @@ def build_mobilenet_v1(*, name: str, input_shape: tuple[int, ...], num_classes: 
                        alpha: float = 1.0, small_input: bool = False, bn_momentum: float = 0.99,
                        dropout: float = 1e-3, include_top: bool = True) -> keras.Model:
     """`small_input=True` keeps the stem at stride 1 (16× downsampling instead of 32×)."""
-    if alpha <= 0:
-        raise ValueError(f"{name}: alpha must be > 0, got {alpha}")
-    check_min_size(input_shape, 16 if small_input else 32, name)
-    bn = dict(epsilon=1e-3, momentum=bn_momentum)
-    inputs = keras.Input(shape=input_shape, name="input")
-    x = _conv_bn(inputs, int(32 * alpha), 3, 1 if small_input else 2, "stem", bn)
+    inputs, x, bn = _input_and_stem(name, input_shape, int(32 * alpha), alpha, small_input,
+                                    bn_momentum)
     for i, (filters, stride) in enumerate(V1_BLOCKS, start=1):
         x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                    name=f"block{i}_dw_conv")(x)
         x = FusedBatchNormalization(**bn, name=f"block{i}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"block{i}_dw_relu")(x)
         x = _conv_bn(x, int(filters * alpha), 1, 1, f"block{i}_pw", bn)
-    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
-    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name,
-                  dropout=dropout)
+    return finish_pooled(inputs, x, num_classes=num_classes, include_top=include_top, name=name,
+                         dropout=dropout)

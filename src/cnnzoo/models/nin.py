@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization
-from cnnzoo.models.layers import FEATURES, check_min_size, finish, scale
+from cnnzoo.models.layers import check_min_size, finish_pooled, scale
 from cnnzoo.models.registry import register_model
 
 # Per block: (spatial filters, kernel, stride, 1×1 widths, pooling after the block or None).
@@ -56,5 +56,4 @@ def build_nin(*, name: str, input_shape: tuple[int, ...], num_classes: int,
             # Dropout follows every pooled block in the CIFAR model, only block 3 in ImageNet's.
             if dropout and (small_input or b == 3):
                 x = layers.Dropout(dropout, name=f"mlpconv{b}_dropout")(x)
-    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
-    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
+    return finish_pooled(inputs, x, num_classes=num_classes, include_top=include_top, name=name)

@@ -52,6 +52,15 @@ def register_model(name: str | None = None, *, family: str | None = None,
     return decorator
 
 
+def register_variants(builder: Callable[..., keras.Model], variants: dict[str, dict[str, Any]],
+                      family: str | Callable[[str], str]) -> None:
+    """Register `builder` once per named variant of a family (its depths, widths, stem), with
+    the variant's settings as defaults; `family` may depend on the variant's name."""
+    for key, settings in variants.items():
+        register_model(key, family=family if isinstance(family, str) else family(key),
+                       **settings)(builder)
+
+
 def list_models(task: str | None = "classify") -> list[str]:
     """Registered names for `task` (None: every task). The classification pipeline, its
     architecture lists and the size table take classifiers only."""

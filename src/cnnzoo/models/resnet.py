@@ -19,8 +19,8 @@ import keras
 from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization, GroupedConv2D
-from cnnzoo.models.layers import FEATURES, ZeroPadShortcut, check_min_size, finish, scale
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.layers import ZeroPadShortcut, check_min_size, finish_pooled, scale
+from cnnzoo.models.registry import register_variants
 
 _BN = dict(epsilon=1e-5, momentum=0.9)
 
@@ -90,8 +90,7 @@ def build_resnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
         for i in range(n):
             x = make(x, p, 2 if (i == 0 and s > 0) else 1, f"stage{s + 1}_block{i + 1}",
                      shortcut=shortcut, groups=groups, width_per_group=width_per_group)
-    x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
-    return finish(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
+    return finish_pooled(inputs, x, num_classes=num_classes, include_top=include_top, name=name)
 
 
 VARIANTS = {
@@ -111,6 +110,5 @@ VARIANTS = {
     "resnext101_32x8d": dict(blocks=(3, 4, 23, 3), block="bottleneck", groups=32,
                              width_per_group=8),
 }
-for _key, _settings in VARIANTS.items():
-    register_model(_key, family="resnext" if _key.startswith("resnext") else "resnet",
-                   **_settings)(build_resnet)
+register_variants(build_resnet, VARIANTS,
+                  lambda key: "resnext" if key.startswith("resnext") else "resnet")

@@ -14,7 +14,7 @@ from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization
 from cnnzoo.models.layers import FEATURES, check_min_size, finish, scale
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import register_variants
 
 STAGE_CHANNELS = (64, 128, 256, 512, 512)
 DEPTHS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3),
@@ -43,5 +43,4 @@ def build_vgg(*, name: str, input_shape: tuple[int, ...], num_classes: int,
                   dropout=dropout)
 
 
-for _key, _depths in DEPTHS.items():
-    register_model(_key, family="vgg", depths=_depths)(build_vgg)
+register_variants(build_vgg, {key: {"depths": d} for key, d in DEPTHS.items()}, "vgg")

@@ -125,7 +125,7 @@ def sizes_markdown(sizes_csv: Path) -> str:
     if not sizes_csv.is_file():
         return (f"{head}\n\nNot computed yet: `make sizes` (the cached DVC stage `sizes`, "
                 "minutes on a CPU) adds the canonical 224×224 table here.\n")
-    from cnnzoo.deploy.sizes import to_markdown
+    from cnnzoo.reporting.sizes_table import to_markdown
 
     return f"{head}\n\n{to_markdown(read_csv(sizes_csv))}"
 

@@ -3,7 +3,8 @@
 pretrain (task A from scratch, or ImageNet weights) -> transfer (linear probe: a new head on
 features of the frozen backbone, computed once) -> finetune (what `transfer.strategy` says),
 and the baseline `scratch` (task B from random weights, same images and epochs as finetune).
-All of them go through `train.fit`; the B stages record their test accuracy for the report.
+All of them go through `stages.training.fit` (the one loop); the B stages record their test
+accuracy for the report.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params, TrainConfig
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import write_json, write_text
 from cnnzoo.stages.common import data_record, experiment_tags, log_data
 from cnnzoo.stages.training import (
     TaskB,
     augmented_copies,
-    make_sample,
-    register_keras,
+    calibration_set,
+    finish,
+    fit,
     task_b,
     training_data,
     trains,
 )
 from cnnzoo.tracking.client import Run, stage_run
-from cnnzoo.training.backups import backup_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,43 +52,27 @@ def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, 
     number of images. `calibrate` re-estimates the BatchNorm statistics that training updated
     (from scratch, or fine-tuning with adapt_batchnorm; frozen layers are left alone)."""
     from cnnzoo.data.datasets import make_dataset
-    from cnnzoo.training import loop
 
     log_data(run, params, x, y, f"task {task.upper()}", "train")
     log_data(run, params, x_val, y_val, f"task {task.upper()}", "validation")
-    epochs, _ = loop.plan_epochs(cfg, len(x))
-    cfg = cfg.model_copy(update={"epochs": epochs})
     seed = params.base.seed
-    train_ds, steps = training_data(x, y, task=task, num_classes=k, cfg=cfg, augmented=augmented,
-                                    seed=seed)
-    calibration = None
-    if calibrate:  # a random subset of clean images: no shuffle buffer to fill over all of x
-        pick = np.random.default_rng(seed).permutation(len(x))
-        pick = pick[: cfg.bn_recalibration_batches * cfg.batch_size]
-        calibration = make_dataset(x[pick], y[pick], batch_size=cfg.batch_size, num_classes=k)
-    return loop.fit(build, train_ds, make_dataset(x_val, y_val, batch_size=256, num_classes=k),
-                       cfg, params.base, history_csv=history, steps_per_epoch=steps,
-                       backup_dir=backup_dir(f"{run.name}", {**key, "cfg": cfg.model_dump()}),
-                       calibration_ds=calibration, callbacks=[run.epoch_callback()])
+    train = training_data(x, y, task=task, num_classes=k, cfg=cfg, augmented=augmented, seed=seed)
+    return fit(build, train, make_dataset(x_val, y_val, batch_size=256, num_classes=k), cfg,
+               params, run, images=len(x), history=history, key=key,
+               calibration=calibration_set(x, y, cfg, seed, k) if calibrate else None)
 
 
 def _finish(model, out: str, metrics: str, result: dict, run: Run, history: str,
             x_sample: np.ndarray, register: dict | None = None) -> None:
     from cnnzoo.tasks.classification import count_params
-    from cnnzoo.training import saving
 
     if not Path(history).is_file():  # nothing trained (linear_probe, ImageNet): DVC's plot is
         write_text(history, "epoch,accuracy,loss,val_accuracy,val_loss\n")  # still an output
-    saving.save_model(model, out)
     result = {**result, **count_params(model)}
-    write_json(metrics, result)
-    run.log_metrics({f"final_{k}": v for k, v in result.items() if isinstance(v, int | float)})
-    run.log_artifact(history)
     if register:  # the shipped model: Keras flavour with signature, in the registry
-        register_keras(run, model, x_sample, **register,
-                       metrics={k: result[k] for k in ("test_accuracy", "val_accuracy")})
-    else:  # intermediate models: the file itself (the flavour costs seconds per stage)
-        run.log_artifact(out, folder="model")
+        register = {**register, "metrics": {k: result[k] for k in ("test_accuracy", "val_accuracy")}}
+    finish(model, run, out=out, metrics=metrics, history=history, result=result,
+           metric_prefix="final_", register=register, sample=x_sample)
 
 
 def _finish_b(what: str, model, data: TaskB, out: str, metrics: str, run: Run, history: str,
@@ -95,7 +81,7 @@ def _finish_b(what: str, model, data: TaskB, out: str, metrics: str, run: Run, h
     result = {"val_accuracy": _accuracy(model, data.x_val, data.y_val),
               "test_accuracy": _accuracy(model, data.x_test, data.y_test),
               "train_images": len(data.x), **extra}
-    _finish(model, out, metrics, result, run, history, make_sample(data.x_val), register)
+    _finish(model, out, metrics, result, run, history, to_unit(data.x_val[:4]), register)
     log.info("%s: val %.4f, test %.4f", what, result["val_accuracy"], result["test_accuracy"])
 
 
@@ -127,7 +113,7 @@ def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: s
                          history=history, key=tracked, run=run, calibrate=True)
             result = {"weights": "scratch", "val_accuracy": _accuracy(model, x_val, y_val),
                       "train_images": len(x)}
-        _finish(model, out, metrics, result, run, history, make_sample(x_val))
+        _finish(model, out, metrics, result, run, history, to_unit(x_val[:4]))
     log.info("pretrain %s: %s", arch, {k_: v for k_, v in result.items() if k_ != "weights"})
 
 
@@ -160,19 +146,15 @@ def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: 
 
 def _fit_features(feats: np.ndarray, labels: np.ndarray, feats_val: np.ndarray, data: TaskB,
                   cfg: TrainConfig, params: Params, history: str, key: dict, run: Run, name: str):
-    """Train the head alone on precomputed features (copies, N, D) through `train.fit`."""
+    """Train the head alone on precomputed features (copies, N, D) through the same `fit`."""
     from cnnzoo.data.datasets import copies_dataset, make_dataset
-    from cnnzoo.training import backbones, loop
+    from cnnzoo.training import backbones
 
-    epochs, _ = loop.plan_epochs(cfg, feats.shape[1])
-    cfg = cfg.model_copy(update={"epochs": epochs})
-    train_ds, steps = copies_dataset(feats, labels, batch_size=cfg.batch_size, num_classes=data.k,
-                                     seed=params.base.seed)
-    val_ds = make_dataset(feats_val, data.y_val, batch_size=256, num_classes=data.k)
-    return loop.fit(lambda: backbones.head_model(feats.shape[-1], data.k, name), train_ds, val_ds,
-                       cfg, params.base, history_csv=history, steps_per_epoch=steps,
-                       backup_dir=backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
-                       callbacks=[run.epoch_callback()])
+    train = copies_dataset(feats, labels, batch_size=cfg.batch_size, num_classes=data.k,
+                           seed=params.base.seed)
+    return fit(lambda: backbones.head_model(feats.shape[-1], data.k, name), train,
+               make_dataset(feats_val, data.y_val, batch_size=256, num_classes=data.k), cfg,
+               params, run, images=feats.shape[1], history=history, key=key)
 
 
 def scratch_config(params: Params, arch: str) -> TrainConfig:

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import read_json, write_json
 from cnnzoo.stages.common import data_record
 from cnnzoo.stages.exporting import gate_and_write
-from cnnzoo.stages.training import fit_arrays, register_keras, trains
+from cnnzoo.stages.training import finish, fit_arrays, trains
 from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
            history: str) -> None:
     from cnnzoo.models import yolo
     from cnnzoo.tasks import detection
-    from cnnzoo.training import saving
 
     cfg = params.detect
     names = _classes(scenes)
@@ -104,14 +104,12 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
                   # YOLO v1 gives a cell one object: boxes whose centre shares a cell with a
                   # larger one are not trained on.
                   "train_boxes_in_shared_cells": boxes_total - kept}
-        saving.save_model(model, out)
-        write_json(metrics, result)
-        run.log_metrics(result)
-        run.log_artifact(history)
-        register_keras(run, model, x_val[:2].astype(np.float32) / 255.0,
-                       name=f"cnnzoo-{cfg.arch}", what=f"{cfg.arch} detector on {cfg.backbone}",
-                       arch=cfg.arch, data=data_record(scenes), classes=names,
-                       metrics={"val_map50": result["val_map50"]})
+        finish(model, run, out=out, metrics=metrics, history=history, result=result,
+               sample=to_unit(x_val[:2]),
+               register={"name": f"cnnzoo-{cfg.arch}", "arch": cfg.arch,
+                         "what": f"{cfg.arch} detector on {cfg.backbone}",
+                         "data": data_record(scenes), "classes": names,
+                         "metrics": {"val_map50": result["val_map50"]}})
     log.info("detect %s on %s: validation mAP@0.5 %.4f (%d training boxes, %d in shared cells)",
              cfg.arch, cfg.backbone, result["val_map50"], boxes_total, boxes_total - kept)
 
@@ -170,7 +168,7 @@ def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics:
     cfg, arch = params.export, params.detect.arch
     names = _classes(scenes)
     x, truth = _load(params, scenes, "test")
-    x_rep = _load(params, scenes, "train")[0][: cfg.representative_samples].astype(np.float32) / 255.0
+    x_rep = to_unit(_load(params, scenes, "train")[0][: cfg.representative_samples])
     reference = read_json(evaluated).get("map50") if evaluated else None
     with stage_run("detect_export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}) as run:

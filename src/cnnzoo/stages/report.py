@@ -21,14 +21,14 @@ def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str,
     this is the committed default run (cnnzoo/tracking/promote.py): an experiment never moves it."""
     from cnnzoo.reporting import leaderboard
     from cnnzoo.reporting.insight_figures import leaderboard_figure
-    from cnnzoo.tracking import promote
+    from cnnzoo.tracking import promote, registration
 
     archs, metrics = params.base.archs, Path(metrics_dir)
     pipelines = params.pipelines.selected()
     rows = leaderboard.collect(archs, metrics)
     pick = leaderboard.pick_mobile(archs, metrics, params.export.max_drop)
     reference = leaderboard.classifier_data(archs, metrics)
-    why_not = promote.not_the_committed_default(params_file)
+    why_not = registration.not_the_committed_default(params_file)
     with stage_run("report", None, experiment=params.base.experiment,
                    params={"archs": archs, "pipelines": pipelines},
                    tags=experiment_tags(params)) as run:
@@ -37,7 +37,7 @@ def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str,
             version = promote.register(run, pick, Path(exports) / pick, metrics)
         else:
             # The export folder on disk, logged here: the very files this report ranks.
-            run.log_tflite_model(Path(exports) / pick)
+            promote.log_mobile_model(run, Path(exports) / pick)
             log.info("%s not registered: %s (@%s stays where it is; `cnnzoo promote %s` ships "
                      "this one)", pick, why_not, promote.ALIAS, pick)
         leaderboard_figure(rows, figure, "cnnzoo leaderboard: which network to ship")

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import read_json, write_json
 from cnnzoo.stages.common import data_record
 from cnnzoo.stages.exporting import gate_and_write
-from cnnzoo.stages.training import fit_arrays, register_keras, trains
+from cnnzoo.stages.training import finish, fit_arrays, trains
 from cnnzoo.tracking.client import stage_run
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str
     one training routine, with the per-pixel objective."""
     from cnnzoo.models import create_model
     from cnnzoo.tasks.segmentation import SEGMENT
-    from cnnzoo.training import saving
 
     cfg, arch = params.segment.train, params.segment.arch
     names = _meta(scenes)["classes"]
@@ -73,13 +73,11 @@ def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str
         val = _iou_scores(lambda b: model.predict(b, verbose=0), x_val, y_val, names)
         result = {"val_pixel_accuracy": val["pixel_accuracy"], "val_mean_iou": val["mean_iou"],
                   "train_scenes": len(x)}
-        saving.save_model(model, out)
-        write_json(metrics, result)
-        run.log_metrics(result)
-        run.log_artifact(history)
-        register_keras(run, model, x_val[:2].astype(np.float32) / 255.0, name=f"cnnzoo-{arch}",
-                       what=f"{arch} segmentation", arch=arch, data=data_record(scenes),
-                       classes=names, metrics={"val_mean_iou": result["val_mean_iou"]})
+        finish(model, run, out=out, metrics=metrics, history=history, result=result,
+               sample=to_unit(x_val[:2]),
+               register={"name": f"cnnzoo-{arch}", "what": f"{arch} segmentation", "arch": arch,
+                         "data": data_record(scenes), "classes": names,
+                         "metrics": {"val_mean_iou": result["val_mean_iou"]}})
     log.info("segment %s: validation pixel accuracy %.4f, mean IoU %.4f", arch,
              result["val_pixel_accuracy"], result["val_mean_iou"])
 
@@ -123,7 +121,7 @@ def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics
     cfg, arch = params.export, params.segment.arch
     names = _meta(scenes)["classes"]
     x, y = _load(scenes, "test")
-    x_rep = _load(scenes, "train")[0][: cfg.representative_samples].astype(np.float32) / 255.0
+    x_rep = to_unit(_load(scenes, "train")[0][: cfg.representative_samples])
     reference = read_json(evaluated).get("mean_iou") if evaluated else None
     with stage_run("segment_export", arch, experiment=params.base.experiment,
                    params={"export": cfg.model_dump()}) as run:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import read_json, write_json
 from cnnzoo.stages.common import data_record, experiment_tags, log_data
 from cnnzoo.stages.exporting import write_export
@@ -64,7 +65,7 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         x, y = load_split(prepared, name)
         if limit:
             x, y = x[:limit], y[:limit]
-        return parity.Split(x.astype(np.float32) / 255.0, y)
+        return parity.Split(to_unit(x), y)
 
     test, val = split("b_test", cfg.eval_limit), split("b_val")
     # Calibrate int8 ranges on target-task training images (never on the test split).

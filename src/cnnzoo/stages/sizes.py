@@ -1,4 +1,5 @@
-"""The deployment-size pipeline: one slow, cached stage (`cnnzoo.deploy.sizes`), off `make run`'s path."""
+"""The deployment-size pipeline: one slow, cached stage (cnnzoo.deploy.sizes), off `make run`'s
+path."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ log = logging.getLogger(__name__)
 
 def sizes(params: Params, *, csv: str, md: str, plot: str) -> None:
     """The canonical deployment-size table (`cnnzoo.deploy.sizes`) and its plot, logged to MLflow."""
-    from cnnzoo.deploy import sizes
+    from cnnzoo.deploy.sizes import measure_all
     from cnnzoo.reporting.figures import sizes_plot
+    from cnnzoo.reporting.sizes_table import to_text, write
 
     with stage_run("sizes", None, experiment=params.base.experiment,
                    params={"sizes": params.sizes.model_dump()}) as run:  # spans the work
-        rows = sizes.measure_all(params.sizes)
-        sizes.write(rows, csv, md)
+        rows = measure_all(params.sizes)
+        write(rows, csv, md)
         sizes_plot(rows, plot)
         run.log_metrics({f"{r['model']}_{k}": r[k] for r in rows
                          for k in ("params", "keras_mb", "float32_mb", "float16_mb", "int8_mb")})
         run.log_artifact(csv)
         run.log_artifact(md)
         run.log_artifact(plot)
-    log.info("sizes -> %s\n%s", md, sizes.to_text(rows))
+    log.info("sizes -> %s\n%s", md, to_text(rows))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import AugmentConfig, Params, TrainConfig
-from cnnzoo.files import read_json
+from cnnzoo.files import read_json, write_json
 from cnnzoo.training import backups
 
 
@@ -101,33 +101,69 @@ def task_b(params: Params, prepared: str) -> TaskB:
                  tuple(meta["image_shape"]))
 
 
-def make_sample(x: np.ndarray, n: int = 4) -> np.ndarray:
-    return (x[:n].astype(np.float32) / 255.0)
+def calibration_set(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int,
+                    num_classes: int | None = None):
+    """Clean training images to re-estimate BatchNorm statistics on after training: a seeded
+    random subset (no shuffle buffer to fill over all of x), `cfg.bn_recalibration_batches`."""
+    from cnnzoo.data.datasets import make_dataset
+
+    pick = np.random.default_rng(seed).permutation(len(x))
+    pick = pick[: cfg.bn_recalibration_batches * cfg.batch_size]
+    return make_dataset(x[pick], y[pick], batch_size=cfg.batch_size, num_classes=num_classes)
+
+
+def fit(build: Callable, train, val_ds, cfg: TrainConfig, params: Params, run, *, images: int,
+        history: str, key: dict, calibration=None, objective=None):
+    """`loop.fit` as every training stage runs it: the epochs planned for `images` training
+    images (cfg.min_steps), a backup that only a run with the same `key` and settings resumes,
+    the epochs' metrics in the stage's MLflow run. `train` is an endless dataset (steps from the
+    plan) or (dataset, steps per epoch) when its stream sets them."""
+    from cnnzoo.training import loop
+
+    epochs, steps = loop.plan_epochs(cfg, images)
+    cfg = cfg.model_copy(update={"epochs": epochs})
+    train_ds, steps = train if isinstance(train, tuple) else (train, steps)
+    return loop.fit(build, train_ds, val_ds, cfg, params.base, history_csv=history,
+                    steps_per_epoch=steps,
+                    backup_dir=backups.backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
+                    calibration_ds=calibration, callbacks=[run.epoch_callback()],
+                    objective=objective or loop.CLASSIFY)
 
 
 def fit_arrays(build: Callable, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
-               y_val: np.ndarray, cfg: TrainConfig, params: Params, *, objective, history: str,
-               key: dict, run, val_batch: int = 256, train_ds=None):
-    """`train.fit` on in-memory arrays with labels as they are (masks, identities), for the
-    segmentation and verification pipelines: epochs planned for len(x) (cfg.min_steps), the
-    images reshuffled every epoch (or `train_ds`, e.g. augmented copies, with as many steps),
-    BatchNorm statistics re-estimated on clean training images."""
+               y_val: np.ndarray, cfg: TrainConfig, params: Params, run, *, objective,
+               history: str, key: dict, val_batch: int = 256, train_ds=None):
+    """`fit` on in-memory arrays with labels as they are (masks, boxes, identities): the images
+    reshuffled every epoch (or `train_ds`, e.g. augmented copies), BatchNorm statistics
+    re-estimated on clean training images."""
     from cnnzoo.data.datasets import make_dataset
-    from cnnzoo.training import loop
 
-    epochs, steps = loop.plan_epochs(cfg, len(x))
-    cfg = cfg.model_copy(update={"epochs": epochs})
     seed = params.base.seed
-    pick = np.random.default_rng(seed).permutation(len(x))[: cfg.bn_recalibration_batches
-                                                           * cfg.batch_size]
     if train_ds is None:
         train_ds = make_dataset(x, y, batch_size=cfg.batch_size, training=True, seed=seed)
-    return loop.fit(build, train_ds,
-                       make_dataset(x_val, y_val, batch_size=val_batch), cfg, params.base,
-                       history_csv=history, steps_per_epoch=steps,
-                       backup_dir=backups.backup_dir(run.name, {**key, "cfg": cfg.model_dump()}),
-                       calibration_ds=make_dataset(x[pick], y[pick], batch_size=cfg.batch_size),
-                       callbacks=[run.epoch_callback()], objective=objective)
+    return fit(build, train_ds, make_dataset(x_val, y_val, batch_size=val_batch), cfg, params,
+               run, images=len(x), history=history, key=key, objective=objective,
+               calibration=calibration_set(x, y, cfg, seed))
+
+
+def finish(model, run, *, out: str, metrics: str, history: str, result: dict,
+           metric_prefix: str = "", register: dict | None = None,
+           sample: np.ndarray | None = None) -> None:
+    """The end of every training stage: the model file, its metrics (JSON for DVC, numbers for
+    MLflow), the epoch history, and the model in the run: registered with `register`'s
+    description (`register_keras`, `sample` as its input example), else the file itself (the
+    Keras flavour costs seconds per stage)."""
+    from cnnzoo.training import saving
+
+    saving.save_model(model, out)
+    write_json(metrics, result)
+    run.log_metrics({f"{metric_prefix}{k}": v for k, v in result.items()
+                     if isinstance(v, int | float)})
+    run.log_artifact(history)
+    if register:
+        register_keras(run, model, sample, **register)
+    else:
+        run.log_artifact(out, folder="model")
 
 
 def register_keras(run, model, x_sample: np.ndarray, *, name: str, what: str, arch: str,
@@ -135,9 +171,9 @@ def register_keras(run, model, x_sample: np.ndarray, *, name: str, what: str, ar
     """The model in the run (Keras flavour, with a signature) and, on the committed default run
     only (cnnzoo/tracking/promote.py), a new version of registered model `name`, described and tagged with
     its data, classes and metrics. An experiment's model stays in its run."""
-    from cnnzoo.tracking import promote
+    from cnnzoo.tracking import registration
 
     uri = run.log_keras_model(model, x_sample)
-    if uri and promote.may_register(name):
-        description, tags = promote.describe(what, arch, data, classes, metrics)
+    if uri and registration.may_register(name):
+        description, tags = registration.describe(what, arch, data, classes, metrics)
         run.register(uri, name, description=description, tags=tags)

@@ -5,17 +5,16 @@ Siamese variant) -> verify_evaluate (one-shot, on task B's classes, never seen i
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from cnnzoo.config import Params
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import read_json, write_json
 from cnnzoo.stages.common import data_record, log_data
 from cnnzoo.stages.exporting import gate_and_write
-from cnnzoo.stages.training import fit_arrays, policy, trains
+from cnnzoo.stages.training import augmented_copies, finish, fit, fit_arrays, trains
 from cnnzoo.tracking.client import stage_run
-from cnnzoo.training.backups import backup_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +56,6 @@ def rotated_identities(ds, rotations: int, seed: int):
     return ds.map(turn)
 
 
-def _save(model, out: str, metrics: str, result: dict, run, history: str) -> None:
-    from cnnzoo.training import saving
-
-    saving.save_model(model, out)
-    write_json(metrics, result)
-    run.log_metrics(result)
-    run.log_artifact(history)
-    run.log_artifact(out, folder="model")
-
-
 def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
     from cnnzoo.tasks import verification
 
@@ -77,19 +66,15 @@ def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
 def verify(params: Params, *, prepared: str, augmented: str, init: str | None, out: str,
            metrics: str, history: str) -> None:
     """The embedding, trained with the triplet loss and online semi-hard mining on task A."""
-    from cnnzoo.data.augment import shard_name
-    from cnnzoo.data.datasets import copies_dataset, load_copies
+    from cnnzoo.data.datasets import copies_dataset
     from cnnzoo.tasks import verification
     from cnnzoo.training import loop
     from cnnzoo.training.losses import TripletSemiHardLoss
 
     cfg, seed = params.verify, params.base.seed
     (x, y), (x_val, y_val) = _task_a(params, prepared, cfg.train.images)
-    if cfg.train.augment and policy(augmented).copies:
-        shards = [Path(augmented) / shard_name("a_train", c) for c in range(policy(augmented).copies)]
-        copies, labels = load_copies(shards, x.shape[1:], limit=len(x))
-    else:
-        copies, labels = x[None], y
+    copies, labels = augmented_copies(x, y, task="a", augmented=augmented,
+                                      enabled=cfg.train.augment)
     train_ds, _ = copies_dataset(copies, labels, batch_size=cfg.train.batch_size,
                                  num_classes=None, seed=seed)
     train_ds = rotated_identities(train_ds, cfg.rotations, seed)
@@ -105,10 +90,10 @@ def verify(params: Params, *, prepared: str, augmented: str, init: str | None, o
         model = fit_arrays(lambda: _tower(params, x.shape[1:], init), x, y, x_val, y_val,
                            cfg.train, params, objective=triplet, history=history, key=tracked,
                            run=run, train_ds=train_ds)
-        emb = model.predict(x_val.astype(np.float32) / 255.0, batch_size=256, verbose=0)
+        emb = model.predict(to_unit(x_val), batch_size=256, verbose=0)
         result = {"val_auc_seen_classes": _val_auc(verification.distance_similarity(emb), y_val),
                   "train_images": len(x), "identities": int(len(np.unique(y)) * cfg.rotations)}
-        _save(model, out, metrics, result, run, history)
+        finish(model, run, out=out, metrics=metrics, history=history, result=result)
     log.info("verify %s: triplet embedding, task-A validation AUC %.4f", cfg.backbone,
              result["val_auc_seen_classes"])
 
@@ -174,23 +159,19 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
     with stage_run("verify_pairs", cfg.backbone, experiment=params.base.experiment,
                    params=tracked) as run:
         log_data(run, params, x, y, "task A", "train")
-        epochs, steps = loop.plan_epochs(cfg.pairs, cfg.pairs_per_epoch)
-        pcfg = cfg.pairs.model_copy(update={"epochs": epochs})
-        model = loop.fit(lambda: siamese.pair_model(_tower(params, x.shape[1:], init)),
-                            train_ds.repeat(),
-                            _pair_dataset(x_val, val_pairs, 256, training=False, seed=seed,
-                                          rotations=1),
-                            pcfg, params.base, history_csv=history, steps_per_epoch=steps,
-                            backup_dir=backup_dir(run.name, {**tracked, "cfg": pcfg.model_dump()}),
-                            calibration_ds=_pair_dataset(x, train_pairs, pcfg.batch_size,
-                                                         training=False, seed=seed,
-                                                         rotations=cfg.rotations),
-                            callbacks=[run.epoch_callback()], objective=objective)
+        model = fit(lambda: siamese.pair_model(_tower(params, x.shape[1:], init)),
+                    train_ds.repeat(),
+                    _pair_dataset(x_val, val_pairs, 256, training=False, seed=seed, rotations=1),
+                    cfg.pairs, params, run, images=cfg.pairs_per_epoch, history=history,
+                    key=tracked, objective=objective,
+                    calibration=_pair_dataset(x, train_pairs, cfg.pairs.batch_size,
+                                              training=False, seed=seed,
+                                              rotations=cfg.rotations))
         val = model.evaluate(_pair_dataset(x_val, val_pairs, 256, training=False, seed=seed,
                                            rotations=1), verbose=0, return_dict=True)
         result = {"val_pair_accuracy": float(val["accuracy"]), "pairs_per_epoch":
                   cfg.pairs_per_epoch}
-        _save(model, out, metrics, result, run, history)
+        finish(model, run, out=out, metrics=metrics, history=history, result=result)
     log.info("verify_pairs %s: task-A validation pair accuracy %.4f", cfg.backbone,
              result["val_pair_accuracy"])
 
@@ -212,7 +193,7 @@ def _similarities(embedding, pairs_model, x: np.ndarray) -> dict[str, np.ndarray
     from cnnzoo.models import siamese
     from cnnzoo.tasks import verification
 
-    xf = x.astype(np.float32) / 255.0
+    xf = to_unit(x)
     head = pairs_model.get_layer("head")
     w, b = (v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in head.weights)
     tower = siamese.tower(pairs_model)
@@ -274,7 +255,7 @@ def verify_export(params: Params, *, prepared: str, model: str, out: str, metric
 
     cfg = params.export
     names, _, (x, y) = _task_b(params, prepared)
-    xf = x.astype(np.float32) / 255.0
+    xf = to_unit(x)
     x_rep = load_split(prepared, "a_train")[0][: cfg.representative_samples] / np.float32(255)
     reference = read_json(evaluated)["triplet"]["auc"] if evaluated else None
 

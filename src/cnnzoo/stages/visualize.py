@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config import Params
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import atomic_path
 from cnnzoo.stages.common import experiment_tags
 from cnnzoo.tracking.client import stage_run
@@ -39,7 +40,7 @@ def visualize(params: Params, *, arch: str, prepared: str, model: str, histories
     cfg = params.visualize
     names = load_meta(prepared)["task_b"]["names"]
     x8, y = (a[: cfg.images] for a in load_split(prepared, "b_test"))
-    x = x8.astype(np.float32) / 255.0
+    x = to_unit(x8)
     with stage_run("visualize", arch, experiment=params.base.experiment,
                    params={"visualize": cfg.model_dump(), "test_images": len(x)},
                    tags=experiment_tags(params)) as run:

@@ -26,6 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.training.loop import Objective
 
 
@@ -201,7 +202,7 @@ def score_map(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
               truth: Sequence[np.ndarray], n_classes: int, boxes: int, *,
               score_threshold: float, nms_iou: float, batch: int = 250) -> dict:
     """mAP@0.5 and per-class AP of `predict(float images) -> raw grid outputs` on uint8 `x`."""
-    outputs = np.concatenate([predict(x[s:s + batch].astype(np.float32) / 255.0)
+    outputs = np.concatenate([predict(to_unit(x[s:s + batch]))
                               for s in range(0, len(x), batch)])
     found = decode(outputs, boxes, score_threshold=score_threshold, nms_iou=nms_iou)
     return {**average_precision(found, truth, n_classes), "detections": found}
@@ -225,7 +226,7 @@ def boxes_figure(x: np.ndarray, truth: Sequence[np.ndarray], found: Sequence[np.
         ax.axis("off")
         if i >= len(x):
             continue
-        img = x[i].astype(np.float32) / 255.0
+        img = to_unit(x[i])
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
         for _, x0, y0, x1, y1 in truth[i] * [1, size, size, size, size]:
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,

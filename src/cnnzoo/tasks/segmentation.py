@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.training.loop import Objective
 
 # Per-pixel logits against integer masks (N, H, W).
@@ -39,7 +40,7 @@ def scores(cm: np.ndarray, names: Sequence[str]) -> dict:
 
 def predict_masks(predict_logits, x: np.ndarray, batch: int = 500) -> np.ndarray:
     """Argmax masks (N, H, W) from a `predict_logits(float images)` callable, in batches."""
-    out = [np.argmax(predict_logits(x[s:s + batch].astype(np.float32) / 255.0), axis=-1)
+    out = [np.argmax(predict_logits(to_unit(x[s:s + batch])), axis=-1)
            for s in range(0, len(x), batch)]
     return np.concatenate(out).astype(np.uint8)
 
@@ -55,7 +56,7 @@ def overlay_figure(x: np.ndarray, y: np.ndarray, predicted: np.ndarray, names: S
     cols = len(x)
     fig, axes = plt.subplots(3, cols, figsize=(cols * 1.3, 4.3), squeeze=False)
     for c in range(cols):
-        img = x[c].astype(np.float32) / 255.0
+        img = to_unit(x[c])
         axes[0][c].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
         for r, mask in ((1, y[c]), (2, predicted[c])):
             axes[r][c].imshow(mask, cmap=cmap, vmin=0, vmax=cmap.N - 1, interpolation="nearest")

@@ -30,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from cnnzoo.data.serving_input import to_unit
+
 log = logging.getLogger(__name__)
 
 CONTENT_LAYER = "block4_conv2"
@@ -128,7 +130,7 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     scale = size / max(img.size)
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                      Image.LANCZOS)
-    return np.asarray(img, np.float32) / 255.0
+    return to_unit(img)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -203,7 +205,7 @@ def recolour(luma: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     ycbcr = np.asarray(Image.fromarray(np.uint8(np.round(rgb * 255))).convert("YCbCr"), np.uint8)
     ycbcr = ycbcr.copy()
     ycbcr[..., 0] = np.uint8(np.round(np.clip(luma, 0, 1) * 255))
-    return np.asarray(Image.fromarray(ycbcr, "YCbCr").convert("RGB"), np.float32) / 255.0
+    return to_unit(Image.fromarray(ycbcr, "YCbCr").convert("RGB"))
 
 
 def save_png(image: np.ndarray, path: str | Path) -> None:

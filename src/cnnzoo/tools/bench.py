@@ -11,10 +11,10 @@ import logging
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from cnnzoo.config import Params
+from cnnzoo.data.serving_input import to_unit
 
 log = logging.getLogger(__name__)
 TARGET_RATIO = 5.0
@@ -59,7 +59,7 @@ def bench_data(params: Params, prepared: str, augmented: str, batches: int = 50)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                   jit_compile=jit_compile(params.base))
-    xb = tf.constant(x[: cfg.batch_size].astype(np.float32) / 255.0)
+    xb = tf.constant(to_unit(x[: cfg.batch_size]))
     yb = tf.one_hot(y[: cfg.batch_size], k)
     step = _rate(lambda: model.train_on_batch(xb, yb), batches, cfg.batch_size)
     result = {"pipeline_images_per_s": pipeline, "train_step_images_per_s": step,

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import write_json, write_text
 from cnnzoo.tools.runner import LAST_RUN
 
@@ -137,7 +138,7 @@ def measure_arch(arch: str, params, prepared: str, augmented: str, steps: int, r
     plain.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    xs = x.astype(np.float32) / 255.0
+    xs = to_unit(x)
     ys = keras.utils.to_categorical(y, k)
     theirs = _epoch_timer()
 

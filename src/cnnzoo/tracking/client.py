@@ -161,15 +161,11 @@ class Run:
 
         return self._guard("log_model", _log)
 
-    def log_tflite_model(self, folder: str | Path) -> str | None:
-        """An export folder (.tflite files, model.json, labels.txt) as a pyfunc model that runs
-        the int8 file through LiteRT (cnnzoo/deploy/litert_pyfunc.py). Returns its model URI."""
+    def log_tflite_model(self, folder: str | Path, code: str, carried: list[str]) -> str | None:
+        """An export folder (.tflite files, model.json, labels.txt) as a pyfunc model from code:
+        the file `code` (cnnzoo/deploy/litert_pyfunc.py runs the int8 file through LiteRT),
+        which imports the `carried` files beside it. Returns its model URI."""
         import mlflow
-
-        # Imported for their files: the model runs the one and carries the other (the imports
-        # also make them this code's dependencies in dvc.yaml, as tests/test_dvc_deps.py reads it).
-        from cnnzoo.data import serving_input
-        from cnnzoo.deploy import litert_pyfunc
 
         folder = Path(folder)
         card = json.loads((folder / "model.json").read_text())
@@ -186,9 +182,9 @@ class Run:
             # MLflow runs the input example through LiteRT, whose C++ side announces XNNPACK.
             with native_output("LiteRT interpreter (MLflow's input example)"):
                 return mlflow.pyfunc.log_model(
-                    name="mobile", python_model=litert_pyfunc.__file__,
+                    name="mobile", python_model=code,
                     artifacts=artifacts, pip_requirements=reqs, signature=False,
-                    code_paths=[serving_input.__file__],
+                    code_paths=carried,
                     input_example=np.zeros((1, *card["input"]["shape"]), np.float32)).model_uri
 
         return self._guard("log_tflite_model", _log)

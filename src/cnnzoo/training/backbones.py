@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from cnnzoo.data.serving_input import to_unit
 from cnnzoo.models import FEATURES, HEAD, get_entry
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def features(backbone: keras.Model, images: np.ndarray, batch_size: int = 256) -
     """Frozen-backbone features of uint8 images (N, H, W, C) or copies (C, N, H, W, C), computed
     once (the lecture's "precompute the activations"), in inference mode."""
     flat = images.reshape(-1, *images.shape[-3:])
-    out = backbone.predict(flat.astype(np.float32) / 255.0, batch_size=batch_size, verbose=0)
+    out = backbone.predict(to_unit(flat), batch_size=batch_size, verbose=0)
     return out.reshape(*images.shape[:-3], out.shape[-1]).astype(np.float32)
 
 
