@@ -1,9 +1,11 @@
 """The project files a Python file runs, found by reading its imports (no import is executed):
-what a DVC stage's script depends on. Test helper for tests/test_dvc_deps.py."""
+what a DVC stage's script depends on (tests/test_dvc_deps.py). `python -m tests.imports
+pipelines/<stage>.py` prints the code deps dvc.yaml should list for a stage run by that script."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,9 +22,16 @@ def _module_file(name: str) -> Path | None:
 
 
 def _packages(name: str) -> list[Path]:
-    """The __init__.py files Python runs before module `name`: every parent package's."""
+    """The __init__.py files Python runs before module `name`: every parent package's that has
+    code (one that is only a docstring runs nothing a stage could depend on)."""
     parts = name.split(".")
-    return [f for i in range(1, len(parts)) if (f := _module_file(".".join(parts[:i])))]
+    return [f for i in range(1, len(parts)) if (f := _module_file(".".join(parts[:i])))
+            and _has_code(f)]
+
+
+def _has_code(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
 
 
 def _imported(path: Path) -> set[str]:
@@ -60,7 +69,31 @@ def closure(script: Path) -> set[Path]:
             if f.parent == script.parent and local.is_file():
                 todo.append(local)
             elif name.split(".")[0] == "cnnzoo" and (module := _module_file(name)):
-                todo += [module, *_packages(name)]
+                if module.name != "__init__.py" or _has_code(module):
+                    todo.append(module)
+                todo += _packages(name)
         if f.is_relative_to(SRC):
             seen |= _data_files(f)
     return seen
+
+
+# Foundation packages a stage depends on as a whole folder when it imports any of their modules
+# (most stages use most of them); every other module is listed file by file.
+FOLDERS = ("config", "data", "models", "training")
+
+
+def as_deps(files: set[Path]) -> list[str]:
+    """`files` as dvc.yaml lists code deps: scripts, then cnnzoo modules (FOLDERS as folders)."""
+    deps = set()
+    for f in files:
+        rel = f.relative_to(SRC / "cnnzoo") if f.is_relative_to(SRC) else None
+        if rel is not None and len(rel.parts) > 1 and rel.parts[0] in FOLDERS:
+            deps.add(f"src/cnnzoo/{rel.parts[0]}")
+        else:
+            deps.add(f.relative_to(ROOT).as_posix())
+    return sorted(deps, key=lambda d: (not d.startswith("pipelines/"), d))
+
+
+if __name__ == "__main__":
+    for script in sys.argv[1:]:
+        print(f"{script}:", *(f"  - {d}" for d in as_deps(closure(ROOT / script))), sep="\n")

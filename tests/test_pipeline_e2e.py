@@ -49,12 +49,21 @@ def test_bad_architecture_fails_before_any_work(project):
     assert "Traceback" not in out.stderr and not (root / "data" / "prepared").exists()
 
 
-def test_dvc_repro_end_to_end(project):
-    """Through `cnnzoo run` (what `make run` calls): the pipeline, then the summary."""
+@pytest.fixture(scope="module")
+def ran(project):
+    """The tiny pipeline through `cnnzoo run` (what `make run` calls), once. Every test that needs
+    its outputs takes this fixture, so it fails (not skips) when the run failed."""
     root, env = project
     first = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "run"], cwd=root, env=env,
                            capture_output=True, text=True, timeout=1500)
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    if first.returncode != 0:
+        pytest.fail("the end-to-end run failed:\n" + first.stdout[-4000:] + first.stderr[-4000:])
+    return root, env, first
+
+
+def test_dvc_repro_end_to_end(ran):
+    """The pipeline's outputs, then the summary `cnnzoo run` prints last."""
+    root, env, first = ran
     summary = first.stdout[first.stdout.index("Leaderboard on the task-B test split"):]
     summary = summary.splitlines()
     assert summary[1].split()[:2] == ["arch", "params"]
@@ -203,11 +212,9 @@ def test_dvc_repro_end_to_end(project):
     assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
 
 
-def test_predict_agrees_with_keras_on_exported_models(project, tmp_path, capsys):
+def test_predict_agrees_with_keras_on_exported_models(ran, tmp_path, capsys):
     """`cnnzoo predict` on real test images as 28x28 PNGs (the dataset's own files' size)."""
-    root, _ = project
-    if not (root / "exports/lenet5/model.json").is_file():
-        pytest.skip("needs the end-to-end run's outputs")
+    root, _, _ = ran
     import keras
     import numpy as np
     from PIL import Image
@@ -246,13 +253,11 @@ def test_predict_agrees_with_keras_on_exported_models(project, tmp_path, capsys)
         == [names[i] for i in want[:4]]
 
 
-def test_the_shipped_model_takes_any_image_in_python_and_over_http(project, tmp_path):
+def test_the_shipped_model_takes_any_image_in_python_and_over_http(ran, tmp_path):
     """models:/cnnzoo-mobile@mobile through mlflow.pyfunc and `mlflow models serve`: grey 28x28
     uint8 (the dataset's own files), the same as RGB floats at another size, and input that is
     not images failing in one line that names its shape."""
-    root, env = project
-    if not (root / "mlflow.db").is_file():
-        pytest.skip("needs the end-to-end run's outputs")
+    root, env, _ = ran
     import mlflow
     import numpy as np
 
@@ -311,12 +316,10 @@ def _post(url: str, payload: dict) -> dict:
         return json.loads(reply.read())
 
 
-def test_bench_data_reports_both_rates(project):
+def test_bench_data_reports_both_rates(ran):
     """Runs after the end-to-end test (same project). Speed targets are checked by `make bench`,
     not here: this only checks the benchmark runs and reports."""
-    root, env = project
-    if not (root / "data/augment/policy.json").is_file():
-        pytest.skip("needs the end-to-end run's outputs")
+    root, env, _ = ran
     out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "bench", "data", "--batches", "3"],
                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode in (0, 1), out.stderr[-2000:]  # 1 = ran, target ratio not met
@@ -325,15 +328,13 @@ def test_bench_data_reports_both_rates(project):
 
 
 
-def test_mlflow_ui_in_a_browser(project, tmp_path):
+def test_mlflow_ui_in_a_browser(ran, tmp_path):
     """Headless Debian Chromium (scripts/install-browser.sh; no browser download) through the UI
     users open with `make ui`, on the store the end-to-end run made: the experiment's runs table
     in the model-training view, filters on the stage and arch tags, a run's metrics and its
     .tflite and PNG artifacts, the registered model's versions. Screenshots go to
     $CNNZOO_SCREENSHOTS (default: the test's tmp dir)."""
-    root, env = project
-    if not (root / "mlflow.db").is_file():
-        pytest.skip("needs the end-to-end run's MLflow store")
+    root, env, _ = ran
     if why := browser.missing_browser():
         pytest.skip(why)
     db = sqlite3.connect(root / "mlflow.db")
@@ -379,13 +380,11 @@ def test_mlflow_ui_in_a_browser(project, tmp_path):
             ui.close()
 
 
-def test_same_params_and_seed_give_byte_identical_metrics(project, tmp_path):
+def test_same_params_and_seed_give_byte_identical_metrics(ran, tmp_path):
     """Determinism on CPU (base.deterministic, seeded): the pretraining stage, run again twice
     as cold processes, writes the very bytes of the end-to-end run's metrics JSON and per-epoch
     history (which it ran in the warm launcher's fork)."""
-    root, env = project
-    if not (root / "metrics/pretrain/lenet5.json").is_file():
-        pytest.skip("needs the end-to-end run's outputs")
+    root, env, _ = ran
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'again.db'}"}
     for again in ("a", "b"):
         out = subprocess.run([sys.executable, "pipelines/train.py", "pretrain", "--arch", "lenet5",
@@ -401,15 +400,13 @@ def test_same_params_and_seed_give_byte_identical_metrics(project, tmp_path):
             (root / "plots/pretrain/lenet5.csv").read_bytes()
 
 
-def test_a_stage_killed_mid_epoch_resumes_to_the_same_metrics(project, tmp_path):
+def test_a_stage_killed_mid_epoch_resumes_to_the_same_metrics(ran, tmp_path):
     """SIGKILL `dvc repro` inside pretrain@lenet5's training, on params DVC has not seen (a
     backup taken at every epoch end): the stage leaves no output DVC takes as complete, and the
     next plain `dvc repro` resumes from the backup to the very bytes of the metrics and history
     of an uninterrupted run with the same params and seed."""
-    root, env = project
+    root, env, _ = ran
     metrics, history = root / "metrics/pretrain/lenet5.json", root / "plots/pretrain/lenet5.csv"
-    if not metrics.is_file():
-        pytest.skip("needs the end-to-end run's outputs")
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'resume.db'}",
            "CNNZOO_BACKUP_EVERY_S": "0"}
     original = (root / "params.yaml").read_text()
@@ -468,17 +465,15 @@ def _kill_after_a_backup(root, env, stage: str, run_name: str) -> Path:
     return found[0].parent.parent
 
 
-def test_a_backup_made_on_other_data_is_discarded_not_resumed(project, tmp_path):
+def test_a_backup_made_on_other_data_is_discarded_not_resumed(ran, tmp_path):
     """Kill pretrain@lenet5 after a backup, change the augmentation and rerun `augment`: the
     stage then discards the backup, saying which input changed, and writes the very bytes of an
     uninterrupted run on the new data (model, metrics, history). A killed run's backup whose
     params come back, so that DVC restores the outputs from its run cache without running our
     code, is removed by `cnnzoo run`, not left for a later run to resume."""
-    root, env = project
+    root, env, _ = ran
     outs = [root / "models/pretrain/lenet5.keras", root / "metrics/pretrain/lenet5.json",
             root / "plots/pretrain/lenet5.csv"]
-    if not outs[1].is_file():
-        pytest.fail("needs the end-to-end run's outputs (test_dvc_repro_end_to_end failed)")
     trained = [p.read_bytes() for p in outs]
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'stale.db'}",
            "CNNZOO_BACKUP_EVERY_S": "0"}
@@ -515,12 +510,10 @@ def test_a_backup_made_on_other_data_is_discarded_not_resumed(project, tmp_path)
         assert repro(root, env, "--single-item", "augment", "pretrain@lenet5").returncode == 0
 
 
-def test_rerunning_under_another_hash_seed_leaves_dvc_status_clean(project):
+def test_rerunning_under_another_hash_seed_leaves_dvc_status_clean(ran):
     """`augment` and a training stage rerun from scratch under two PYTHONHASHSEEDs write the
     same bytes (TFRecords, .keras, JSON, CSV, PNG), so nothing downstream goes out of date."""
-    root, env = project
-    if not (root / "metrics/pretrain/lenet5.json").is_file():
-        pytest.fail("needs the end-to-end run's outputs (test_dvc_repro_end_to_end failed)")
+    root, env, _ = ran
     for seed in ("1", "3"):  # protobuf orders map keys differently under these two
         out = repro(root, {**env, "PYTHONHASHSEED": seed}, "--force", "--single-item", "augment",
                     "pretrain@lenet5")
@@ -530,13 +523,42 @@ def test_rerunning_under_another_hash_seed_leaves_dvc_status_clean(project):
         assert "Data and pipelines are up to date" in status.stdout, status.stdout[-3000:]
 
 
-def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(project, tmp_path):
+def _changed_by(root, env, path: str) -> set[str]:
+    """The stages `dvc status` says `path`'s edit put out of date (its own changed deps)."""
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0, status.stderr[-2000:]
+    return {stage for stage, entries in json.loads(status.stdout or "{}").items()
+            if any(path in e.get("changed deps", {}) for e in entries if isinstance(e, dict))}
+
+
+def test_editing_the_shared_training_code_puts_every_training_stage_out_of_date(ran):
+    """The cache knows its code: an edit to the helpers every training stage runs (not to a
+    stage's own module) makes `dvc status` list all of them, and none that does not run it."""
+    root, env, _ = ran
+    shared = root / "src/cnnzoo/stages/training.py"
+    original = shared.read_bytes()
+    assert not _changed_by(root, env, "src/cnnzoo/stages/training.py")
+    try:
+        shared.write_bytes(original + b"\n# an edit\n")
+        changed = _changed_by(root, env, "src/cnnzoo/stages/training.py")
+    finally:
+        shared.write_bytes(original)
+    trained = {f"{s}@{a}" for s in ("pretrain", "transfer", "finetune", "scratch")
+               for a in ("lenet5", "mobilenet_v2")}
+    trained |= {"augment_effect", "segment@unet", "segment_evaluate@unet", "segment_export@unet",
+                "scenes@unet", "detect@yolo_v1", "detect_evaluate@yolo_v1",
+                "detect_export@yolo_v1", "verify@siamese", "verify_pairs@siamese",
+                "verify_evaluate@siamese", "verify_export@siamese"}
+    assert changed == trained  # scenes and the evaluations share their pipeline's script
+    assert not _changed_by(root, env, "src/cnnzoo/stages/training.py")
+
+
+def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(ran, tmp_path):
     """`dvc push` to a local-directory remote (the README's set-up, with a folder for the S3/SSH
     URL), `git clone`, `dvc pull`: every stage of `make run` is up to date in the clone, so its
     `dvc repro` runs none, and the pulled metrics are the trained ones."""
-    root, env = project
-    if not (root / "metrics/lenet5.json").is_file():
-        pytest.skip("needs the end-to-end run's outputs")
+    root, env, _ = ran
 
     def run(cwd, *cmd):
         out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -564,13 +586,11 @@ def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(pr
         assert (clone / rel).read_bytes() == (root / rel).read_bytes(), rel
 
 
-def test_bench_train_puts_each_architecture_next_to_plain_keras(project, tmp_path):
+def test_bench_train_puts_each_architecture_next_to_plain_keras(ran, tmp_path):
     """`cnnzoo bench train --quick` on the end-to-end run's data: one row per architecture with
     the project's and plain Keras' training rates, their ratio, the FLOP/s fraction of the
     matmul rate measured in the same run, and the export stage's LiteRT latencies."""
-    root, env = project
-    if not (root / "metrics/export/lenet5.json").is_file():
-        pytest.skip("needs the end-to-end run's outputs")
+    root, env, _ = ran
     out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "bench", "train", "--quick",
                           "--archs", "lenet5", "--out", str(tmp_path / "bench")], cwd=root,
                          env=env, capture_output=True, text=True, timeout=600)
