@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep promote test ui tracking-server bench lint clean docs-images
+.PHONY: setup run sizes sweep promote test test-fast ui tracking-server bench lint clean docs-images
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -49,6 +49,10 @@ test: setup
 	@bash scripts/install-browser.sh
 	@bash scripts/install-postgres.sh
 	$(BIN)/python -m pytest -q
+
+# The inner loop: unit tests only (no end-to-end run, no canonical builds; under 3 minutes here).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not e2e and not slow"
 
 # The README's Results pictures from the last `make run` here (docs/images/, small PNGs): the
 # leaderboard figure, a filter grid, a Grad-CAM sample and two MLflow UI screenshots.

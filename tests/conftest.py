@@ -45,6 +45,16 @@ def copy_project(root: Path, params: Path = ROOT / "tests" / "tiny_params.yaml")
 
 GIT = ("git", "-c", "user.name=cnnzoo", "-c", "user.email=cnnzoo@localhost")
 
+# The zoo tests' inner-loop tier (`make test-fast`): the families' cheapest builds; every other
+# registered variant (deeper ResNets, DenseNets, ResNeXts, VGGs, MobileNet V2) runs as `slow`.
+FAST_MODELS = ("lenet5", "first_cnn", "alexnet", "alexnet_cifar", "zfnet", "vgg11", "nin",
+               "googlenet", "resnet20", "mobilenet_v1")
+
+
+def tiered(names, fast=FAST_MODELS) -> list:
+    """pytest parameters for model `names`: those in `fast` as they are, the rest marked slow."""
+    return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
 
 def commit_all(root: Path, message: str) -> None:
     subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)

@@ -1,4 +1,4 @@
-"""The README's CIFAR-10 recipe for seed 004's `alexnet_cifar` ("AlexNet gets us to around 75%
+"""The README's CIFAR-10 recipe for the using-CNNs lecture's `alexnet_cifar` ("AlexNet gets us to around 75%
 in validation accuracy"), exercised offline: its `dvc exp run -S` overrides on params.yaml, on a
 generated CIFAR-10 binary tarball served from a loopback server under the real archive's name,
 through the download, augment and pretrain stages (only the epochs and the per-class counts are
@@ -11,6 +11,7 @@ import tarfile
 
 import keras
 import numpy as np
+import pytest
 
 from cnnzoo import config
 from cnnzoo.data import sources
@@ -18,6 +19,8 @@ from cnnzoo.data.fetch import MIRROR_ENV, OFFLINE_ENV, DataFile, DatasetSpec
 from cnnzoo.stages.classify import pretrain
 from cnnzoo.stages.data import augment, download
 from tests.test_readme import by_program, with_overrides, words
+
+pytestmark = pytest.mark.e2e
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

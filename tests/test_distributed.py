@@ -21,6 +21,8 @@ from cnnzoo.training import distribute
 from cnnzoo.training.loop import fit
 from tests.test_strategies import _toy_task
 
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 ROOT = WORKER.parent.parent
 

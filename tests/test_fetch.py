@@ -2,8 +2,15 @@ import gzip
 
 import pytest
 
-from cnnzoo.data import fetch as fetch_mod
-from cnnzoo.data.fetch import FASHION_MNIST, DataUnavailableError, fetch
+from cnnzoo.data.fetch import (
+    FASHION_MNIST,
+    MIRROR_ENV,
+    OFFLINE_ENV,
+    DataUnavailableError,
+    default_sources,
+    fetch,
+    verify,
+)
 
 
 def test_fetch_from_folder_decompresses_and_verifies(idx_dataset, tmp_path):
@@ -38,21 +45,21 @@ def test_checksum_mismatch_names_file_and_both_hashes_and_leaves_nothing(
 
 
 def test_no_source_lists_the_three_ways(tmp_path, monkeypatch):
-    monkeypatch.setenv(fetch_mod.OFFLINE_ENV, "1")
-    monkeypatch.delenv(fetch_mod.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
     spec = FASHION_MNIST.__class__(**{**FASHION_MNIST.__dict__,
                                       "system_dir": str(tmp_path / "no-package")})
     with pytest.raises(DataUnavailableError) as err:
         fetch(spec, tmp_path / "cache")
     msg = str(err.value)
-    assert fetch_mod.MIRROR_ENV in msg and "apt-get install dataset-fashion-mnist" in msg
+    assert MIRROR_ENV in msg and "apt-get install dataset-fashion-mnist" in msg
     assert "network access" in msg
 
 
 def test_default_sources_order(monkeypatch, tmp_path):
-    monkeypatch.setenv(fetch_mod.MIRROR_ENV, str(tmp_path))
-    monkeypatch.delenv(fetch_mod.OFFLINE_ENV, raising=False)
-    sources = fetch_mod.default_sources(FASHION_MNIST)
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    sources = default_sources(FASHION_MNIST)
     assert sources[0] == str(tmp_path) and sources[1] == FASHION_MNIST.system_dir
     assert sources[2:] == list(FASHION_MNIST.urls)
 
@@ -74,7 +81,7 @@ def test_fallback_after_a_corrupt_mirror_warns_with_source_file_and_both_hashes(
     with caplog.at_level("WARNING", logger="cnnzoo.data.fetch"):
         dest = fetch(spec, tmp_path / "cache", sources=[str(mirror), url])
     for f in spec.files:  # the good copy came from the later source
-        fetch_mod.verify((dest / f.name).read_bytes(), f, "test")
+        verify((dest / f.name).read_bytes(), f, "test")
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1, warnings
     line = warnings[0]

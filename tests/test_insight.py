@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from cnnzoo.models import get_entry, list_models
 from cnnzoo.reporting import insight, insight_figures
+from tests.conftest import tiered
 from tests.test_models import small
 
 # One registered variant per family of list_models() (a family's variants share their block
@@ -16,7 +17,7 @@ from tests.test_models import small
 FAMILIES = list({get_entry(name).family: name for name in reversed(list_models())}.values())
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", tiered(FAMILIES))
 def test_insight_on_every_family(name, tmp_path):
     model = small(name)  # (32, 32, 1) input, 7 classes
     x = np.random.default_rng(0).random((12, 32, 32, 1), dtype=np.float32)

@@ -7,6 +7,7 @@ import pytest
 
 from cnnzoo.deploy import convert
 from cnnzoo.models import FEATURES, HEAD, create_model, get_entry, list_models, model_hparams
+from tests.conftest import tiered
 
 # Small-input settings per family, so the whole zoo builds and converts in seconds.
 SMALL = {
@@ -35,7 +36,7 @@ def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", tiered(list_models()))
 def test_small_forward_round_trip_and_tflite(name, tmp_path):
     model = small(name)
     assert model.name == name
@@ -50,7 +51,7 @@ def test_small_forward_round_trip_and_tflite(name, tmp_path):
     np.testing.assert_allclose(lite.logits(x[0]), y[0], rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", tiered(list_models()))
 def test_feature_extractor_form(name):
     settings = dict(SMALL[get_entry(name).family]) if name not in CIFAR_SMALL else {}
     model = create_model(name, input_shape=(32, 32, 1), num_classes=3, include_top=False,
@@ -71,11 +72,11 @@ CANONICAL = {  # trainable parameters at 224×224×3 (AlexNet 227), 1000 classes
     "googlenet": 6_998_552,
     # ZFNet: Zeiler & Fergus 2013 Fig. 3's layers, ungrouped, with biases.
     "zfnet": 62_357_608,
-    # Seed 004's ResNet: the ImageNet stem, 3 basic blocks at each of 64/128/256/512 filters.
+    # the using-CNNs lecture's ResNet: the ImageNet stem, 3 basic blocks at each of 64/128/256/512 filters.
     "resnet26": 17_960_232,
 }
 CIFAR = {"resnet20": 269_722, "resnet56": 853_018, "densenet_bc_100": 769_162,  # 32×32×3, 10
-         # seed 004's table with the consistent 4,096-value flatten (1,302,154 with its 1024)
+         # the using-CNNs lecture's table with the consistent 4,096-value flatten (1,302,154 with its 1024)
          "alexnet_cifar": 2_875_018}
 
 

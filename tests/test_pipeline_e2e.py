@@ -25,6 +25,8 @@ from cnnzoo.stages.visualize import FIGURES
 from cnnzoo.tracking import browser
 from tests.conftest import GIT, ROOT
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def project(default_project):

@@ -1,4 +1,4 @@
-"""Every command in the README's ```bash blocks is checked here, so the examples stay true:
+"""Every command in the ```bash blocks of the README and docs/*.md is checked here, so the examples stay true:
 make targets exist, `cnnzoo` commands run (verbatim, from the venv), `dvc exp run -S` overrides
 give a valid params.yaml, and `source .venv/bin/activate` names the environment the tests run in.
 """
@@ -20,8 +20,11 @@ from tests.conftest import GIT, ROOT
 BIN = Path(sys.executable).parent
 
 
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    blocks = [b for doc in DOCS for b in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S)]
     lines = [ln.split("  #")[0].strip() for block in blocks
              for ln in block.replace("\\\n", " ").splitlines()]  # continued lines joined
     return [ln for ln in lines if ln and not ln.startswith("#")]
@@ -61,6 +64,7 @@ def test_activate_script_is_the_one_that_runs_the_tests():
 
 
 # `run` is the e2e test's; sample-folder writes into the project: the own-data test runs it.
+@pytest.mark.slow  # a process each, some building every canonical network
 @pytest.mark.parametrize("cmd", [c for c in by_program("cnnzoo")
                                  if words(c)[1] not in ("run", "sample-folder")])
 def test_cnnzoo_commands_run_verbatim(cmd):
@@ -127,6 +131,7 @@ def _registry(root: Path) -> tuple[list, list]:
     return versions, aliases
 
 
+@pytest.mark.e2e
 def test_own_data_recipe_on_real_digits_leaves_what_ships_alone(default_project):
     """The README's recipe, verbatim, on a class folder of real images (scikit-learn's UCI
     digits) after the committed default run: two families, classification and verification

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 WRITERS = r'''
 import sys
 from pathlib import Path
@@ -57,6 +59,7 @@ def _write(tmp_path: Path, name: str, hash_seed: str) -> Path:
     return tmp_path / name
 
 
+@pytest.mark.slow
 def test_every_writer_gives_the_same_bytes_in_another_process(tmp_path):
     first = _write(tmp_path, "first", "1")
     time.sleep(2.1)  # past zip's 2-second time resolution: a stored date would differ

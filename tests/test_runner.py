@@ -11,6 +11,8 @@ from cnnzoo.stages.common import run_stage
 from cnnzoo.tools import runner
 from tests.conftest import ROOT, copy_project
 
+pytestmark = pytest.mark.e2e
+
 
 def test_failed_stage_is_named_on_the_last_line(tmp_path):
     params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cnnzoo.tasks import segmentation
 
@@ -29,9 +30,21 @@ def test_predict_masks_takes_the_argmax_in_batches():
     np.testing.assert_array_equal(masks, (x[..., 0] / 255.0 > 0.5).astype(np.uint8))
 
 
-def test_overlay_figure_is_written(tmp_path):
+def test_overlay_figure_shows_the_prediction_in_the_truths_colours(tmp_path):
+    """Three rows (input, truth, prediction), a column per scene: a perfect prediction's row
+    repeats the truth's pixels; another prediction changes only that row; the file is
+    byte-reproducible (a DVC output)."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (3, 16, 16, 1), dtype=np.uint8)
-    y = rng.integers(0, 3, (3, 16, 16))
-    segmentation.overlay_figure(x, y, y, ["background", "a", "b"], tmp_path / "o.png", title="t")
-    assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG"
+    y = np.zeros((3, 16, 16), np.int64)
+    y[:, 4:12, 4:12] = 2  # one square item of class "b" per scene
+    names = ["background", "a", "b"]
+    for name, predicted in (("right", y), ("again", y), ("wrong", np.zeros_like(y))):
+        segmentation.overlay_figure(x, y, predicted, names, tmp_path / f"{name}.png", title="t")
+    assert (tmp_path / "right.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+    with Image.open(tmp_path / "right.png") as right, Image.open(tmp_path / "wrong.png") as wrong:
+        a, b = np.asarray(right.convert("RGB")), np.asarray(wrong.convert("RGB"))
+    rows = np.flatnonzero((a != b).any(axis=(1, 2)))
+    height = a.shape[0]
+    assert a.shape == b.shape and a.shape[1] > a.shape[0] * 0.6  # a wide grid of 3 columns
+    assert len(rows) and rows.min() > height * 0.5  # only the bottom (prediction) row differs

@@ -176,8 +176,8 @@ def test_folder_with_one_usable_class_fails_with_reason(tmp_path):
 def test_cifar10_source_end_to_end_from_a_mirror(tmp_path, monkeypatch):
     """fetch (archive checksum) -> safe extraction -> records and class names, via load_source."""
     from cnnzoo.config import DataConfig
-    from cnnzoo.data import fetch as fetch_mod
     from cnnzoo.data import sources
+    from cnnzoo.data.fetch import MIRROR_ENV, OFFLINE_ENV
 
     train, images, labels = cifar_bytes(20, 1)
     test, _, _ = cifar_bytes(10, 1, seed=1)
@@ -194,8 +194,8 @@ def test_cifar10_source_end_to_end_from_a_mirror(tmp_path, monkeypatch):
                                             len(blob), hashlib.md5(blob).hexdigest(),
                                             decompress=False),), urls=())
     monkeypatch.setitem(sources._CIFAR, "cifar10", (spec, *sources._CIFAR["cifar10"][1:]))
-    monkeypatch.setenv(fetch_mod.MIRROR_ENV, str(mirror))
-    monkeypatch.setenv(fetch_mod.OFFLINE_ENV, "1")
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(OFFLINE_ENV, "1")
     raw = sources.load_source(DataConfig(source="cifar10"), tmp_path / "cache")
     assert raw.class_names == tuple(names) and raw.x_test.shape == (10, 32, 32, 3)
     np.testing.assert_array_equal(raw.x_train, images)

@@ -164,6 +164,7 @@ class _Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_path, monkeypatch):
     """Stopped in epoch 3 with a backup after epoch 1 (epoch 2 logged but not backed up), the
     next call restores epoch 1's weights and optimizer, skips the batches epochs 1-2 drew from

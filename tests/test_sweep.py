@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cnnzoo.tools import sweep
 
@@ -29,7 +31,14 @@ def test_rows_csv_summary_and_plot(tmp_path):
     from cnnzoo.reporting.figures import label_sweep_plot
 
     label_sweep_plot(rows, tmp_path / "sweep.png")
-    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    label_sweep_plot(rows, tmp_path / "again.png")
+    label_sweep_plot([{**r, "fine_tuned": r["scratch"]} for r in rows], tmp_path / "flat.png")
+    assert (tmp_path / "sweep.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+    with Image.open(tmp_path / "sweep.png") as drawn, Image.open(tmp_path / "flat.png") as flat:
+        assert drawn.width > drawn.height and flat.width > flat.height  # decodable, landscape
+        # Fine-tuned on top of scratch draws other curves (the axes' range moves too).
+        assert np.asarray(drawn.convert("L")).shape != np.asarray(flat.convert("L")).shape or (
+            np.asarray(drawn.convert("L")) != np.asarray(flat.convert("L"))).any()
 
 
 def test_invalid_budget_fails_before_anything_runs(tmp_path, monkeypatch):

@@ -24,6 +24,8 @@ from cnnzoo.data.fetch import MIRROR_ENV
 from cnnzoo.tracking.server import Postgres, default_data_dir, pg_tool
 from tests.conftest import copy_project, fashion_mnist_files
 
+pytestmark = pytest.mark.e2e
+
 TARGET = "pretrain@lenet5"  # download -> augment -> pretrain: a short pipeline that trains
 
 

@@ -1,14 +1,16 @@
-"""Every worked example of the five lecture decks (../shared/seeds/), computed by the project's
-own layers and tools. Where a slide's arithmetic slips, the consistent figure is asserted and the
-slip named (the README's "The lectures' numbers" table lists them with the parameter claims)."""
+"""Every worked example of the five lecture decks, computed by the project's own layers and tools.
+Where a slide's arithmetic slips, the consistent figure is asserted and the slip named
+(docs/zoo.md's "The lectures' numbers" lists them with the parameter claims)."""
 
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
 
+from cnnzoo.files import read_csv
 from cnnzoo.models import create_model
 from cnnzoo.models.cost import conv_output_size, model_cost
 from tests.conftest import ROOT
@@ -55,9 +57,12 @@ def test_seed001_three_channel_convolution_with_bias():
 
 
 def test_seed001_fully_connected_weights_of_a_colour_image():
-    dense = layers.Dense(500)
-    dense.build((None, 64 * 64 * 3))
-    assert dense.kernel.shape == (12_288, 500) and np.prod(dense.kernel.shape) == 6_144_000
+    """500 units on a flattened 64×64×3 image: 12,288 × 500 = 6,144,000 weights (and as many
+    multiplies per image), as the cost calculator counts them."""
+    inputs = keras.Input((64, 64, 3))
+    model = keras.Model(inputs, layers.Dense(500)(layers.Flatten()(inputs)))
+    dense = [row for row in model_cost(model) if row.params]
+    assert [(r.params, r.macs) for r in dense] == [(6_144_000 + 500, 6_144_000)]
 
 
 def test_seed002_output_sizes_of_the_63_pixel_example():
@@ -98,8 +103,8 @@ def test_seed003_max_pool_gradient_reaches_only_the_maximum():
 
 
 def test_seed003_alexnet_table_maps():
-    """Seed 003's AlexNet table: 55, 27, 27, 13, 13, 13, 13, 6 and a 9,216-wide FC6 input at
-    227×227×3 (a narrow build: widths do not change the maps)."""
+    """The deep-learning course lecture's AlexNet table: 55, 27, 27, 13, 13, 13, 13, 6 and a
+    9,216-wide FC6 input at 227×227×3 (a narrow build: widths do not change the maps)."""
     model = create_model("alexnet", input_shape=(227, 227, 3), num_classes=1000, width=0.125)
     maps = [model.get_layer(n).output.shape[1] for n in
             ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")]
@@ -108,7 +113,8 @@ def test_seed003_alexnet_table_maps():
 
 
 def test_seed004_alexnet_alike_table():
-    """Seed 004's table, row by row; its "Flatten → 1024" is 256×4×4 = 4,096 (see the builder)."""
+    """The using-CNNs lecture's table, row by row; its "Flatten → 1024" is 256×4×4 = 4,096 (see
+    the builder)."""
     model = create_model("alexnet_cifar", input_shape=(32, 32, 3), num_classes=10)
     shapes = {n: model.get_layer(n).output.shape[1:] for n in
               ("conv1", "pool1", "conv2", "pool2", "conv3", "pool3", "flatten", "fc4",
@@ -149,29 +155,37 @@ def trainable_of(layer):
     return sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
 
 
-# The decks' parameter and size claims (seed, claim) next to the registry's exact counts; the
+# The decks' parameter and size claims (lecture, claim) next to the registry's exact counts; the
 # counts themselves are checked by tests/test_models.py::test_canonical_parameter_counts.
 CLAIMS = [
-    ("LeNet-5", "lenet5", "002", 60_000, 61_706),
-    ("AlexNet", "alexnet", "001, 002", 60_000_000, CANONICAL["alexnet"]),
-    ("VGG-16", "vgg16", "001, 002", 138_000_000, CANONICAL["vgg16"]),
-    ("GoogLeNet", "googlenet", "002", 4_000_000, CANONICAL["googlenet"]),
+    ("LeNet-5", "lenet5", "convnet examples", 60_000, 61_706),
+    ("AlexNet", "alexnet", "CNN basics, convnet examples", 60_000_000, CANONICAL["alexnet"]),
+    ("VGG-16", "vgg16", "CNN basics, convnet examples", 138_000_000,
+     CANONICAL["vgg16"]),
+    ("GoogLeNet", "googlenet", "convnet examples", 4_000_000, CANONICAL["googlenet"]),
 ]
 
 
 def claims_rows() -> list[str]:
     rows = []
-    for label, key, seed, claim, exact in CLAIMS:
-        rows.append(f"| {label} | `{key}` | {seed} | {claim:,} | {exact:,} | "
+    for label, key, lecture, claim, exact in CLAIMS:
+        rows.append(f"| {label} | `{key}` | {lecture} | {claim:,} | {exact:,} | "
                     f"{(exact - claim) / claim:+.1%} |")
     return rows
 
 
-def test_readme_parameter_claims_table_matches_the_counts():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_parameter_claims_table_matches_the_counts():
+    zoo = (ROOT / "docs" / "zoo.md").read_text()
     for row in claims_rows():
-        assert row in readme, f"README's claims table lacks or misstates: {row}"
-    # The size claims: float32 weights are 4 bytes per parameter; the decks' MB are MiB.
+        assert row in zoo, f"docs/zoo.md's claims table lacks or misstates: {row}"
+
+
+def test_the_decks_sizes_are_float32_weights_in_mib_of_the_measured_networks():
+    """The decks' MB (VGG-16 528, ResNet-152 230, MobileNet ≤ 16) are 4 bytes per parameter in
+    MiB of the networks `make sizes` built (reports/sizes.csv, committed with dvc.lock), which
+    docs/zoo.md says next to each claim."""
+    zoo = (ROOT / "docs" / "zoo.md").read_text()
+    measured = {r["model"]: r for r in read_csv(ROOT / "reports" / "sizes.csv")}
     for key, mib in (("vgg16", 528), ("resnet152", 230), ("mobilenet_v1", 16)):
-        assert round(CANONICAL[key] * 4 / 2**20) == mib
-        assert re.search(rf"`{key}`[^\n]*{mib} MiB", readme), key
+        assert round(int(measured[key]["params"]) * 4 / 2**20) == mib, key
+        assert re.search(rf"`{key}`[^\n]*{mib} MiB", zoo), key

@@ -12,8 +12,8 @@ from cnnzoo.config import MAX_PIXELS
 
 
 def _models(args: argparse.Namespace) -> int:
-    from cnnzoo.models import create_model, get_entry, list_models
-    from cnnzoo.models.cost import format_table, model_cost
+    from cnnzoo.models import create_model, list_models
+    from cnnzoo.models.cost import format_table, model_cost, zoo_table
 
     shape = (args.input_size, args.input_size, args.channels)
     unknown = [n for n in [*args.names, *([args.layers] if args.layers else [])]
@@ -26,19 +26,7 @@ def _models(args: argparse.Namespace) -> int:
         model = create_model(args.layers, input_shape=shape, num_classes=args.num_classes)
         print(format_table(model_cost(model)))
         return 0
-    names = args.names or list_models(None)
-    width = max(len(n) for n in names)
-    print(f"{'model':<{width}}  {'family':<10} {'params':>14} {'MACs':>16}   "
-          f"(input {shape}, {args.num_classes} classes)")
-    for name in names:
-        family = get_entry(name).family
-        try:
-            rows = model_cost(create_model(name, input_shape=shape, num_classes=args.num_classes))
-        except ValueError as err:  # e.g. an input too small for the network
-            print(f"{name:<{width}}  {family:<10} {'n/a':>14} {'n/a':>16}   {err}")
-            continue
-        params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
-        print(f"{name:<{width}}  {family:<10} {params:>14,} {macs:>16,}")
+    print(zoo_table(args.names or list_models(None), shape, args.num_classes))
     return 0
 
 

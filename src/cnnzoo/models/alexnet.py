@@ -97,14 +97,15 @@ def build_zfnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
 def build_alexnet_cifar(*, name: str, input_shape: tuple[int, ...], num_classes: int,
                         width: float = 1.0, dropout: float = 0.0,
                         include_top: bool = True) -> keras.Model:
-    """Seed 004's "AlexNet alike" CIFAR network, layer for layer as its table: conv 64@7×7,
+    """The using-CNNs lecture's "AlexNet alike" CIFAR network, layer for layer as its table: conv
+    64@7×7,
     2×2/2 max pool, conv 128@5×5, pool, conv 256@3×3, pool (every conv stride 1, "same", ReLU),
     flatten, FC 512, FC 512, FC 10. At 32×32×3 with 10 classes: 2,875,018 parameters.
 
     The table's "Flatten → 1024" does not follow from its own MaxPool3 row (256 channels at
     4×4 = 4,096 values); this builds the consistent network, whose FC4 has 4,096 inputs
     (2,097,664 parameters; a 1,024-input FC4 would give the network 1,302,154). The table has
-    no dropout, so `dropout` defaults to 0 (seed 004 adds it as a later experiment).
+    no dropout, so `dropout` defaults to 0 (the using-CNNs lecture adds it as a later experiment).
     """
     check_min_size(input_shape, 8, name)  # three /2 pools
     inputs = keras.Input(shape=input_shape, name="input")

@@ -96,3 +96,22 @@ def format_table(rows: list[LayerCost]) -> str:
     lines.append(f"{'total':<{width}}  {'':<22} {'':<18} {sum(r.params for r in rows):>12,} "
                  f"{sum(r.macs for r in rows):>16,}")
     return "\n".join(lines)
+
+
+def zoo_table(names: list[str], shape: tuple[int, ...], num_classes: int) -> str:
+    """`cnnzoo models`: each model's family, parameters and MACs per image at `shape`."""
+    from cnnzoo.models import create_model, get_entry
+
+    width = max(len(n) for n in names)
+    lines = [f"{'model':<{width}}  {'family':<10} {'params':>14} {'MACs':>16}   "
+             f"(input {shape}, {num_classes} classes)"]
+    for name in names:
+        family = get_entry(name).family
+        try:
+            rows = model_cost(create_model(name, input_shape=shape, num_classes=num_classes))
+        except ValueError as err:  # e.g. an input too small for the network
+            lines.append(f"{name:<{width}}  {family:<10} {'n/a':>14} {'n/a':>16}   {err}")
+            continue
+        params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
+        lines.append(f"{name:<{width}}  {family:<10} {params:>14,} {macs:>16,}")
+    return "\n".join(lines)

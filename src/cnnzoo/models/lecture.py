@@ -1,4 +1,5 @@
-"""The lectures' own small networks (seed 002, "First convolutional network example").
+"""The lectures' own small networks (the convnet-examples lecture's "First convolutional network
+example").
 
 `first_cnn`: a 32×32×1 input, one valid 5×5 convolution with 10 filters, a 2×2/2 max pool and
 one fully connected layer of 200 units with softmax. Its parameters are 250 + 10 (conv) and

@@ -8,7 +8,7 @@ subsampling with zero-padded channels (option A, the paper's CIFAR models, no pa
 ResNeXt is the bottleneck with a grouped 3×3 of `groups` (cardinality) × `width_per_group`.
 
 Canonical counts (224×224×3, 1000 classes): resnet18 11,689,512; resnet50 25,557,032;
-resnext50_32x4d 25,028,904; seed 004's resnet26 17,960,232; CIFAR resnet20 269,722 and
+resnext50_32x4d 25,028,904; the using-CNNs lecture's resnet26 17,960,232; CIFAR resnet20 269,722 and
 resnet56 853,018 (32×32×3, 10 classes).
 `small_input=True` gives ImageNet models the CIFAR stem (3×3/1 conv, no max pool).
 """
@@ -96,7 +96,7 @@ def build_resnet(*, name: str, input_shape: tuple[int, ...], num_classes: int,
 VARIANTS = {
     "resnet18": dict(blocks=(2, 2, 2, 2)),
     "resnet34": dict(blocks=(3, 4, 6, 3)),
-    # Seed 004's ResNet: an aggressive stem (7×7/2 conv and 3×3/2 pool: each side cut by 75%, 64
+    # The using-CNNs lecture's ResNet: an aggressive stem (7×7/2 conv and 3×3/2 pool: each side cut by 75%, 64
     # filters), 3 basic blocks at each of 64/128/256/512 filters, global average pooling and one
     # softmax layer; 1 + 12 × 2 + 1 = 26 weight layers.
     "resnet26": dict(blocks=(3, 3, 3, 3)),
