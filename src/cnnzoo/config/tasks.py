@@ -113,7 +113,7 @@ class VerifyConfig(_Section):
     margin: float = Field(0.5, gt=0)
     # Virtual identities: every training image is rotated by k x 90 degrees, k drawn at random
     # from range(rotations), and (class, k) is its identity (1 = off). Five task-A classes alone
-    # teach an embedding little that carries over to unseen classes (see README).
+    # teach an embedding little that carries over to unseen classes (docs/other-pipelines.md).
     rotations: Literal[1, 2, 4] = 4
     train: TrainConfig = TrainConfig(epochs=2, batch_size=64, learning_rate=0.001,
                                      label_smoothing=0.0, augment=True)

@@ -117,7 +117,7 @@ def copies_dataset(copies: np.ndarray, y: np.ndarray, *, batch_size: int, num_cl
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
             lambda i: encode(tf.gather(copy, i), tf.gather(labels, i)))
 
-    # Endless, and said so: `train.fit` skips the epochs a resumed run restored.
+    # Endless, and said so: `loop.fit` skips the epochs a resumed run restored.
     ds = tf.data.Dataset.counter().flat_map(epoch).apply(
         tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     return _mix(ds, seed, mixer), epoch_steps(n, batch_size)

@@ -1,4 +1,5 @@
-"""Faster training kernels behind two stock Keras layers, measured in `make bench` (README).
+"""Faster training kernels behind two stock Keras layers, measured in `make bench`
+(docs/benchmarks.md).
 
 Keras 3.15 on TensorFlow computes a training-mode BatchNormalization from separate moment, sub,
 mul and rsqrt ops (Keras 2 called TF's fused kernel), and runs every grouped convolution as a

@@ -1,1 +1,1 @@
-"""What people read: the leaderboard, figures, what a network learned, the README's pictures."""
+"""What people read: the leaderboard, figures, what a network learned, the docs' pictures."""

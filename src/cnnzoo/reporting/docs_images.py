@@ -1,7 +1,7 @@
-"""`make docs-images`: the README's Results pictures, taken from the last `make run` in this
-checkout (never drawn by hand): the leaderboard figure, a first-layer filter grid, a Grad-CAM
-sample and two MLflow UI screenshots (the runs table, a run's visualisation artifacts), shrunk to
-small palette PNGs in docs/images/."""
+"""`make docs-images`: the pictures of the README and docs/results.md, taken from the last
+`make run` in this checkout (never drawn by hand): the leaderboard figure, a first-layer filter
+grid, a Grad-CAM sample and two MLflow UI screenshots (the runs table, a run's visualisation
+artifacts), shrunk to small palette PNGs in docs/images/."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from cnnzoo import logs
 
 log = logging.getLogger(__name__)
 OUT = Path("docs/images")
-# README picture -> what the pipeline wrote.
+# picture in docs/images/ -> what the pipeline wrote.
 FIGURES = {"leaderboard.png": "reports/leaderboard.png",
            "filters_lenet5.png": "plots/visualize/lenet5/filters.png",
            "gradcam_resnet20.png": "plots/visualize/resnet20/gradcam.png"}

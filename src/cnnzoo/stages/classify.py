@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy. A model that `train.fit` compiled evaluates with the test step it has
+    """Top-1 accuracy. A model that `loop.fit` compiled evaluates with the test step it has
     already traced (a fresh `predict` trace costs seconds per stage on a 2-core CPU)."""
     from cnnzoo.data.datasets import make_dataset
     from cnnzoo.tasks.classification import predict_classes
@@ -121,7 +121,7 @@ def pretrain(params: Params, *, arch: str, prepared: str, augmented: str, out: s
 def transfer(params: Params, *, arch: str, prepared: str, augmented: str, init: str, out: str,
              metrics: str, history: str) -> None:
     """Linear probe: the backbone's features of every (augmented) training image are computed
-    once, a new head is trained on them with the same `train.fit`, then put on the network."""
+    once, a new head is trained on them with the same `fit`, then put on the network."""
     import keras
 
     from cnnzoo.training import backbones

@@ -18,7 +18,8 @@ def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str,
     """The leaderboard (table and figure), the mobile-export table, a section per pipeline that
     `pipelines` lists (each naming its data), the canonical deployment sizes once `make sizes`
     has run, and reports/headline.json. Registers the pick as `cnnzoo-mobile@mobile` only when
-    this is the committed default run (cnnzoo/tracking/promote.py): an experiment never moves it."""
+    this is the committed default run (cnnzoo/tracking/registration.py): an experiment never
+    moves it."""
     from cnnzoo.reporting import leaderboard
     from cnnzoo.reporting.insight_figures import leaderboard_figure
     from cnnzoo.tracking import promote, registration

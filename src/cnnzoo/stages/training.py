@@ -169,8 +169,8 @@ def finish(model, run, *, out: str, metrics: str, history: str, result: dict,
 def register_keras(run, model, x_sample: np.ndarray, *, name: str, what: str, arch: str,
                    data: dict | None, classes: list[str], metrics: dict[str, float]) -> None:
     """The model in the run (Keras flavour, with a signature) and, on the committed default run
-    only (cnnzoo/tracking/promote.py), a new version of registered model `name`, described and tagged with
-    its data, classes and metrics. An experiment's model stays in its run."""
+    only (cnnzoo/tracking/registration.py), a new version of registered model `name`, described
+    and tagged with its data, classes and metrics. An experiment's model stays in its run."""
     from cnnzoo.tracking import registration
 
     uri = run.log_keras_model(model, x_sample)

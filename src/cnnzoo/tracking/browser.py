@@ -1,6 +1,6 @@
 """The MLflow UI as users see it: `mlflow ui --workers 1` (as `make ui`) on a store, driven by
 headless Debian Chromium through Selenium (no browser download). Used by the browser test and
-by `make docs-images` for the README's screenshots."""
+by `make docs-images` for the docs' screenshots."""
 
 from __future__ import annotations
 

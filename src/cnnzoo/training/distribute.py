@@ -6,7 +6,7 @@ every logical CPU device of a process that split its CPU), `multi_worker` (one r
 worker process, the cluster described by TF_CONFIG), `auto` (multi_worker under TF_CONFIG,
 mirrored on more than one GPU, default otherwise). The configured batch size is the *global*
 batch: each of R replicas computes batch_size / R examples per step, and the step averages their
-gradients, so one worker and two take the same optimizer steps on the same data (README).
+gradients, so one worker and two take the same optimizer steps on the same data (docs/scaling.md).
 """
 
 from __future__ import annotations
