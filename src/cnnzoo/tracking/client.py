@@ -1,4 +1,7 @@
-"""The only module that talks to MLflow.
+"""The stages' MLflow client: every run, metric, artifact and registered version goes through it.
+Elsewhere MLflow is only read: `cnnzoo run`'s summary (tools/runner.py) and `make docs-images`
+look run ids up in the SQLite store, and the registered model's own code (litert_pyfunc.py) is
+loaded by MLflow.
 
 One experiment; one run per (stage, arch), tagged with stage, arch and git commit. The store
 defaults to `sqlite:///<project root>/mlflow.db` (overridable with MLFLOW_TRACKING_URI). A
