@@ -93,7 +93,7 @@ def test_yolo_loss_matches_the_papers_sum_written_out():
 def test_perfect_outputs_decode_to_the_truth_and_score_ap_1():
     truth = detection.ground_truth(scene_boxes(), 40, 0.5)
     found = detection.decode(perfect_outputs(detection.encode(truth, GRID, CLASSES)), BOXES,
-                       score_threshold=0.5, nms_iou=0.5)
+                             score_threshold=0.5, nms_iou=0.5)
     assert [len(f) for f in found] == [2, 1]
     np.testing.assert_allclose(found[1][0, 2:], truth[1][0, 1:], atol=1e-3)
     scored = detection.average_precision(found, truth, CLASSES)

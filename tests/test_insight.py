@@ -53,7 +53,7 @@ def test_insight_on_every_family(name, tmp_path):
     insight_figures.filters_figure(filters, tmp_path / "f.png", name)
     insight_figures.exemplars_figure(found, x, tmp_path / "e.png", name)
     insight_figures.gradcam_figure(x[:4], cams, ["a", "b", "c", "d"], ["a", "x", "c", "y"],
-                       tmp_path / "g.png", name)
+                                   tmp_path / "g.png", name)
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("f.png", "e.png", "g.png"))
 
 

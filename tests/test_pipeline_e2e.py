@@ -353,27 +353,27 @@ def test_mlflow_ui_in_a_browser(ran, tmp_path):
         try:
             # Model-training view: the sidebar has the model registry, not the GenAI judges.
             text = ui.page(f"/experiments/{exp_id}/runs", "Model registry", "Run Name",
-                                "Dataset", "report", shot="mlflow_runs.png")
+                           "Dataset", "report", shot="mlflow_runs.png")
             assert "Judges" not in text
             # Filtering on the stage tag keeps that stage's runs (one per arch), with their data.
             query = urllib.parse.quote("tags.stage = 'finetune'")
             text = ui.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
-                                "finetune-mobilenet_v2", "finetune-lenet5", "fashion_mnist:task_B")
+                           "finetune-mobilenet_v2", "finetune-lenet5", "fashion_mnist:task_B")
             assert "pretrain-lenet5" not in text and "export-lenet5" not in text
             query = urllib.parse.quote("tags.arch = 'lenet5'")
             text = ui.page(f"/experiments/{exp_id}/runs?searchFilter={query}",
-                                "pretrain-lenet5", "export-lenet5", "visualize-lenet5")
+                           "pretrain-lenet5", "export-lenet5", "visualize-lenet5")
             assert "finetune-mobilenet_v2" not in text
             # A run page: its metrics; then its TFLite files and a PNG among the artifacts.
             export = run_ids["export-lenet5"]
             ui.page(f"/experiments/{exp_id}/runs/{export}", "int8_accuracy",
-                         "float32_size_bytes", shot="mlflow_run.png")
+                    "float32_size_bytes", shot="mlflow_run.png")
             ui.page(f"/experiments/{exp_id}/runs/{export}/artifacts/tflite/lenet5_int8.tflite",
-                         "lenet5_float32.tflite", "lenet5_int8.tflite", "model.json")
+                    "lenet5_float32.tflite", "lenet5_int8.tflite", "model.json")
             visual = run_ids["visualize-lenet5"]
             ui.page(f"/experiments/{exp_id}/runs/{visual}/artifacts/visualize/filters.png",
-                         "filters.png", "gradcam.png", "maximization.png",
-                         shot="mlflow_artifacts.png")
+                    "filters.png", "gradcam.png", "maximization.png",
+                    shot="mlflow_artifacts.png")
             with Image.open(root / "plots/visualize/lenet5/filters.png") as png:
                 assert ui.shows_image(png.width)  # the picture itself is on the page
             # The registered model page lists its versions and the @mobile alias.

@@ -51,13 +51,13 @@ def test_triplet_training_through_the_one_fit_separates_two_identities(tmp_path)
     x += rng.normal(0, 0.3, x.shape).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=0).batch(32).repeat()
     objective = loop.Objective(loss=lambda cfg: TripletSemiHardLoss(0.5),
-                                  metrics=lambda model: [],
-                                  target=lambda model: np.zeros((1,), np.int32))
+                               metrics=lambda model: [],
+                               target=lambda model: np.zeros((1,), np.int32))
     cfg = TrainConfig(epochs=4, learning_rate=0.01, label_smoothing=0.0)
     base = BaseConfig(archs=["lenet5"])
     model = loop.fit(tower, ds, tf.data.Dataset.from_tensor_slices((x, y)).batch(64), cfg,
-                        base, history_csv=tmp_path / "h.csv", backup_dir=tmp_path / "b",
-                        steps_per_epoch=8, objective=objective)
+                     base, history_csv=tmp_path / "h.csv", backup_dir=tmp_path / "b",
+                     steps_per_epoch=8, objective=objective)
     e = model.predict(x, verbose=0)
     within = np.linalg.norm(e[y == 0][:, None] - e[y == 0][None], axis=-1).mean()
     between = np.linalg.norm(e[y == 0][:, None] - e[y == 1][None], axis=-1).mean()

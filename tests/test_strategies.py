@@ -13,7 +13,7 @@ from cnnzoo.training.loop import ThrottledBackup, TrainingDiverged, fit, learnin
 
 def test_fine_tune_top_unfreezes_whole_blocks_by_name():
     net = backbones.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
-                                        width=0.25), 5)
+                                               width=0.25), 5)
     backbones.unfreeze(net, 1)
     trainable = {w.path.split("/")[0] for w in net.trainable_weights}
     assert trainable == {"stage3_block3_1_conv", "stage3_block3_1_bn", "stage3_block3_2_conv",
@@ -25,7 +25,7 @@ def test_fine_tune_top_unfreezes_whole_blocks_by_name():
 
 def test_only_unfrozen_batchnorm_layers_adapt_to_the_target():
     net = backbones.with_new_head(create_model("resnet20", input_shape=(32, 32, 1), num_classes=3,
-                                        width=0.25), 5)
+                                               width=0.25), 5)
     tuned = backbones.unfreeze(net, 1, adapt_batchnorm=True)
     backbone = tuned.get_layer(backbones.backbone_name(tuned))
     top, frozen = backbone.get_layer("stage3_block3_1_bn"), backbone.get_layer("stem_bn")

@@ -39,7 +39,7 @@ def test_style_loss_falls(channels):
     assert len(extractor.model.outputs) == 6  # content + five style layers
     content, style = pictures()
     image, history = stylize.stylize(extractor, content, style, steps=40, learning_rate=0.03,
-                                seed=1, progress=False)
+                                     seed=1, progress=False)
     assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
     assert history[-1]["style"] < 0.5 * history[0]["style"]
     assert history[-1]["total"] < history[0]["total"]

@@ -193,10 +193,10 @@ def _stylize(args: argparse.Namespace) -> int:
         print(f"cnnzoo stylize: {err}", file=sys.stderr)
         return 1
     image, history = stylize.stylize(extractor, content, style, steps=args.steps,
-                                learning_rate=args.learning_rate,
-                                content_weight=args.content_weight,
-                                style_weight=args.style_weight, tv_weight=args.tv_weight,
-                                seed=args.seed)
+                                     learning_rate=args.learning_rate,
+                                     content_weight=args.content_weight,
+                                     style_weight=args.style_weight, tv_weight=args.tv_weight,
+                                     seed=args.seed)
     stylize.save_png(image, args.output)
     first, last = history[0], history[-1]
     print(f"{args.output}: {image.shape[1]}×{image.shape[0]}, features of {extractor.source}; "
@@ -300,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     style.add_argument("style")
     style.add_argument("-o", "--output", required=True, help="the stylised PNG")
     style.add_argument("--weights", default="auto",
-                    help="auto (ImageNet VGG19 if its weights are cached or downloadable, else "
-                    "models/pretrain/vgg11.keras), imagenet, or a .keras VGG")
+                       help="auto (ImageNet VGG19 if its weights are cached or downloadable, else "
+                       "models/pretrain/vgg11.keras), imagenet, or a .keras VGG")
     style.add_argument("--size", type=int, default=256, help="longer side in pixels")
     style.add_argument("--steps", type=int, default=300)
     style.add_argument("--learning-rate", type=float, default=0.02)

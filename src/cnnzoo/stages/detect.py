@@ -98,7 +98,7 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
                            y_val, cfg.train, params, objective=objective, history=history,
                            key=tracked, run=run, val_batch=64)
         val = detection.score_map(lambda b: model.predict(b, verbose=0), x_val, truth_val, len(names),
-                            boxes, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou)
+                                  boxes, score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou)
         boxes_total = sum(len(t) for t in truth)
         result = {"val_map50": val["map50"], "train_scenes": len(x), "train_boxes": boxes_total,
                   # YOLO v1 gives a cell one object: boxes whose centre shares a cell with a
@@ -118,8 +118,8 @@ def _score(params: Params, predict, x, truth, names, boxes: int) -> dict:
     from cnnzoo.tasks import detection
 
     return detection.score_map(predict, x, truth, len(names), boxes,
-                         score_threshold=params.detect.score_threshold,
-                         nms_iou=params.detect.nms_iou)
+                               score_threshold=params.detect.score_threshold,
+                               nms_iou=params.detect.nms_iou)
 
 
 def _boxes_per_cell(model, n_classes: int) -> int:
@@ -149,8 +149,8 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
         write_json(metrics, result)
         n = cfg.figure_scenes
         detection.boxes_figure(x[:n], truth[:n], scored["detections"][:n], names, figure,
-                         title=f"{cfg.arch} ({cfg.backbone}) on test scenes: "
-                               f"mAP@0.5 {result['map50']:.3f}")
+                               title=f"{cfg.arch} ({cfg.backbone}) on test scenes: "
+                                     f"mAP@0.5 {result['map50']:.3f}")
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
         run.log_metrics({f"ap50_{i}": v for i, v in enumerate(result["ap50"]) if v is not None})
         run.log_artifact(figure)

@@ -101,9 +101,10 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
                   **count_params(net), "test_scenes": len(x), "data": data_record(scenes)}
         write_json(metrics, result)
         n = params.segment.figure_scenes
-        segmentation.overlay_figure(x[:n], y[:n], predicted[:n], names, figure,
-                           title=f"{arch} on test scenes: mean IoU {result['mean_iou']:.3f}, "
-                                 f"pixel accuracy {result['pixel_accuracy']:.3f}")
+        segmentation.overlay_figure(
+            x[:n], y[:n], predicted[:n], names, figure,
+            title=f"{arch} on test scenes: mean IoU {result['mean_iou']:.3f}, "
+                  f"pixel accuracy {result['pixel_accuracy']:.3f}")
         run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
         run.log_metrics({f"iou_{i}": v for i, v in enumerate(result["iou"]) if v is not None})
         run.log_artifact(figure)

@@ -79,8 +79,8 @@ def verify(params: Params, *, prepared: str, augmented: str, init: str | None, o
                                  num_classes=None, seed=seed)
     train_ds = rotated_identities(train_ds, cfg.rotations, seed)
     triplet = loop.Objective(loss=lambda c: TripletSemiHardLoss(cfg.margin),
-                                metrics=lambda model: [],
-                                target=lambda model: np.zeros((1,), np.int32))
+                             metrics=lambda model: [],
+                             target=lambda model: np.zeros((1,), np.int32))
     tracked = {"verify": cfg.model_dump(exclude={"pairs"}), "seed": params.base.seed,
                "train_images": len(x),
                "init": init if cfg.init == "pretrain" else "scratch"}
@@ -199,7 +199,7 @@ def _similarities(embedding, pairs_model, x: np.ndarray) -> dict[str, np.ndarray
     tower = siamese.tower(pairs_model)
     return {"triplet": verification.distance_similarity(embedding.predict(xf, batch_size=256, verbose=0)),
             "binary": verification.weighted_l1_similarity(tower.predict(xf, batch_size=256, verbose=0),
-                                                 w, float(b[0])),
+                                                          w, float(b[0])),
             "raw_pixels": verification.distance_similarity(xf)}
 
 

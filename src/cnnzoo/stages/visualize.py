@@ -48,29 +48,29 @@ def visualize(params: Params, *, arch: str, prepared: str, model: str, histories
         with atomic_path(out) as tmp:
             tmp.mkdir()
             insight_figures.filters_figure(insight.first_filters(net), tmp / "filters.png",
-                               f"{arch}: first-layer filters (grey = 0)")
+                                           f"{arch}: first-layer filters (grey = 0)")
             found = insight.top_exemplars(net, x, filters=cfg.filters, k=cfg.exemplars)
             insight_figures.exemplars_figure(found, x, tmp / "exemplars.png",
-                                 f"{arch}: the {cfg.exemplars} test images that most activate "
-                                 "filters of an early, a middle and a late layer")
+                                             f"{arch}: the {cfg.exemplars} test images that most activate "
+                                             "filters of an early, a middle and a late layer")
             best = insight.maximize_classes(net, list(range(len(names))), steps=cfg.steps,
                                             step_size=cfg.step_size, seed=params.base.seed)
             insight_figures.maximization_figure(best, names, tmp / "maximization.png",
-                                    f"{arch}: activation maximisation of each class's logit "
-                                    f"({cfg.steps} steps from seeded noise, jitter + blur)")
+                                                f"{arch}: activation maximisation of each class's logit "
+                                                f"({cfg.steps} steps from seeded noise, jitter + blur)")
             predicted = predict_classes(net, x8)
             pick = _cam_sample(predicted, y, cfg.cam_samples)
             layer = insight.cam_layer(net)
             cams = insight.grad_cam(net, x[pick], predicted[pick], layer)
-            insight_figures.gradcam_figure(x[pick], cams, [names[i] for i in y[pick]],
-                               [names[i] for i in predicted[pick]], tmp / "gradcam.png",
-                               f"{arch}: Grad-CAM of the predicted class at {layer.name} "
-                               f"({layer.output.shape[1]}x{layer.output.shape[2]})")
+            insight_figures.gradcam_figure(
+                x[pick], cams, [names[i] for i in y[pick]], [names[i] for i in predicted[pick]],
+                tmp / "gradcam.png", f"{arch}: Grad-CAM of the predicted class at {layer.name} "
+                f"({layer.output.shape[1]}x{layer.output.shape[2]})")
             phases = [(name, insight_figures.read_history(Path(histories) / stage / f"{arch}.csv"))
                       for name, stage in PHASES
                       if (Path(histories) / stage / f"{arch}.csv").is_file()]
             insight_figures.curves_figure(phases, tmp / "curves.png",
-                              f"{arch}: training curves, pretrain -> probe -> fine-tune")
+                                          f"{arch}: training curves, pretrain -> probe -> fine-tune")
         for name in FIGURES:
             run.log_artifact(Path(out) / name, folder="visualize")
     log.info("visualize %s: %s in %s (Grad-CAM at %s)", arch, ", ".join(FIGURES), out, layer.name)
