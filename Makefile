@@ -8,7 +8,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep promote test test-fast ui tracking-server bench lint clean docs-images
+.PHONY: setup run sizes sweep promote test test-fast ui tracking-server bench lint clean docs-images \
+	docs-tables
 
 setup: $(STAMP)
 	@bash scripts/install-dataset.sh
@@ -59,6 +60,12 @@ test-fast: setup
 docs-images: setup
 	@bash scripts/install-browser.sh
 	$(BIN)/python -m cnnzoo.reporting.docs_images
+
+# The results tables of the README and docs/ from this checkout's last run (after `make run`,
+# `make sweep`, `make seeds`): copies its result files into docs/results/ with date, host and
+# commit, then rewrites every <!-- table: NAME --> block (tests/test_docs_tables.py checks them).
+docs-tables: setup
+	$(BIN)/python -m cnnzoo.reporting.docs_tables
 
 ui: setup
 	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store: $(MLFLOW_TRACKING_URI))"

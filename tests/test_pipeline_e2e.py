@@ -116,6 +116,7 @@ def test_dvc_repro_end_to_end(ran):
         ex = json.loads((root / f"metrics/export/{a}.json").read_text())
         assert 0.0 <= ev["accuracy"] <= 1.0 and ev["test_images"] == 100
         assert ev["params"] > 0 and ev["model_bytes"] > 0
+        assert ev["accuracy_ci"][0] <= ev["accuracy"] <= ev["accuracy_ci"][1]  # 95%, bootstrap
         for v in VARIANTS:
             assert 0.0 <= ex[v]["accuracy"] <= 1.0 and ex[v]["size_bytes"] > 0
             assert ex[v]["drop"] == pytest.approx(ex["keras_accuracy"] - ex[v]["accuracy"])
@@ -126,13 +127,17 @@ def test_dvc_repro_end_to_end(ran):
         for s in ("transfer", "finetune", "scratch"):  # 10 labels per class of the pool of 20
             m = json.loads((root / f"metrics/{s}/{a}.json").read_text())
             assert m["train_images"] == 50 and 0.0 <= m["test_accuracy"] <= 1.0
+            assert m["test_accuracy_correct"]["n"] == 100  # per-image: the paired gain interval
     report = (root / "reports/leaderboard.md").read_text()
     assert all(f"| {a} |" in report for a in archs)
     assert "| acc scratch | acc linear probe | acc fine-tuned | transfer gain |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| lenet5 |"))
+    assert row.count(" ±0.") == 5 and " [" in row  # 5 accuracies and the paired gain
     assert "## Mobile export" in report and "| lenet5 | dynamic_int8 |" in report
     assert "Not computed yet: `make sizes`" in report
     seg = json.loads((root / "metrics/segment/test.json").read_text())
     assert seg["test_scenes"] == 24 and 0.0 <= seg["mean_iou"] <= 1.0
+    assert seg["mean_iou_ci"][0] <= seg["mean_iou"] <= seg["mean_iou_ci"][1]
     assert len(seg["iou"]) == 11 and seg["classes"][0] == "background"
     found = json.loads((root / "metrics/detect/test.json").read_text())
     assert found["test_scenes"] == 24 and 0.0 <= found["map50"] <= 1.0
@@ -142,6 +147,9 @@ def test_dvc_repro_end_to_end(ran):
     ver = json.loads((root / "metrics/verify/test.json").read_text())
     assert ver["test_images"] == 60 and ver["pairs"] == 60 * 59 // 2
     assert all(0.0 <= ver[m]["auc"] <= 1.0 for m in ("triplet", "binary", "raw_pixels"))
+    assert all(len(ver[m][f"{k}_ci"]) == 2 for m in ("triplet", "raw_pixels")
+               for k in ("auc", "eer", "tar_at_far_0.001", "one_shot_accuracy"))
+    assert "map50_ci" in found
     assert "## Segmentation (U-Net" in report and "## Verification (one-shot" in report
     assert "## Detection (YOLO v1-style, test scenes)" in report
     assert "Detection (YOLO v1-style, test scenes): mAP@0.5" in first.stdout

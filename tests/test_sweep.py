@@ -24,7 +24,7 @@ def test_rows_csv_summary_and_plot(tmp_path):
     assert rows[0] == {"labels_per_class": 5, "arch": "lenet5", "scratch": 0.7,
                        "linear_probe": 0.8, "fine_tuned": 0.85, "gain": 0.15}
     text = sweep.to_csv(rows).splitlines()
-    assert text[0] == "labels_per_class,arch,scratch,linear_probe,fine_tuned,gain"
+    assert text[0].startswith("labels_per_class,arch,scratch,linear_probe,fine_tuned,gain,")
     assert len(text) == 5
     lines = sweep.summary(rows).splitlines()
     assert lines[0].startswith("    5 labels/class: scratch 0.7000") and "for 1/2" in lines[0]
@@ -39,6 +39,22 @@ def test_rows_csv_summary_and_plot(tmp_path):
         # Fine-tuned on top of scratch draws other curves (the axes' range moves too).
         assert np.asarray(drawn.convert("L")).shape != np.asarray(flat.convert("L")).shape or (
             np.asarray(drawn.convert("L")) != np.asarray(flat.convert("L"))).any()
+
+
+def test_rows_carry_intervals_and_a_paired_gain(tmp_path):
+    from cnnzoo.tasks.intervals import accuracy_record
+
+    rng = np.random.default_rng(0)
+    scratch = rng.random(2000) < 0.85
+    finetune = scratch | (rng.random(2000) < 0.3)  # right wherever scratch was, and more
+    for stage, correct in (("scratch", scratch), ("transfer", scratch), ("finetune", finetune)):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "lenet5.json").write_text(json.dumps(accuracy_record(correct)))
+    (row,) = sweep.collect(["lenet5"], tmp_path, 20)
+    assert row["fine_tuned_low"] < row["fine_tuned"] < row["fine_tuned_high"]
+    assert 0 < row["gain_low"] < row["gain"] < row["gain_high"]
+    assert "transfer beats scratch for 1/1 (1 with the paired 95% interval above zero)" in (
+        sweep.summary([row]))
 
 
 def test_invalid_budget_fails_before_anything_runs(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ import numpy as np
 
 from cnnzoo.config import ExportConfig
 from cnnzoo.deploy import convert
+from cnnzoo.tasks.intervals import mean_interval
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,12 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
                     "int8_scales": scales, **checked}
     for variant in convert.VARIANTS:
         lite = _lite(files[variant])
-        acc = accuracy(test.y, lite.predict_classes(test.x, desc=f"{name} {variant}"))
+        correct = lite.predict_classes(test.x, desc=f"{name} {variant}") == test.y
+        acc = float(correct.mean())
         latency = _latency(files[variant], test.x[0], cfg)
         result[variant] = {"size_bytes": len(files[variant]), "accuracy": acc,
-                           "drop": keras_acc - acc, "latency": latency}
+                           "accuracy_ci": mean_interval(correct), "drop": keras_acc - acc,
+                           "latency": latency}
         log.info("export %s %-12s %8.1f KB  accuracy %.4f (Keras %.4f)  %s", name, variant,
                  len(files[variant]) / 1024, acc, keras_acc,
                  "  ".join(f"{k} {v:.3f} ms" for k, v in latency.items() if "median" in k))

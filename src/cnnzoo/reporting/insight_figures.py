@@ -130,6 +130,11 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path, title: str) -> No
         xs = [r[key] for r in rows]
         ax.scatter(xs, acc, s=area, alpha=0.45, c=range(len(rows)), cmap="tab10",
                    edgecolors="black", linewidths=0.5)
+        if all("acc_keras_low" in r for r in rows):  # the 95% intervals (bootstrap, test images)
+            yerr = [[a - r["acc_keras_low"] for a, r in zip(acc, rows, strict=True)],
+                    [r["acc_keras_high"] - a for a, r in zip(acc, rows, strict=True)]]
+            ax.errorbar(xs, acc, yerr=yerr, fmt="none", ecolor="black", elinewidth=0.8,
+                        capsize=2, alpha=0.7)
         for r, xv, yv in zip(rows, xs, acc, strict=True):
             ax.annotate(r["arch"], (xv, yv), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
@@ -137,6 +142,6 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path, title: str) -> No
         ax.margins(0.12)  # room for the largest bubbles
         ax.set_xlabel(f"{label} (log scale)")
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("task-B test accuracy (fine-tuned)")
+    axes[0].set_ylabel("task-B test accuracy (fine-tuned, 95% interval)")
     fig.suptitle(f"{title} (bubble area = parameters)", fontsize=9)
     save_figure(fig, path)

@@ -28,17 +28,37 @@ COLUMNS = (
 )
 
 
+# The columns that carry a 95% interval (`<key>_low`, `<key>_high` in the rows and the CSV):
+# accuracies as value ± half its bootstrap interval, the transfer gain as its paired interval.
+INTERVALS = ("acc_scratch", "acc_probe", "acc_keras", "gain", "acc_fp32", "acc_int8")
+
+
+def _bounds(key: str, ci: list[float] | None) -> dict:
+    return {} if ci is None else {f"{key}_low": round(ci[0], 4), f"{key}_high": round(ci[1], 4)}
+
+
+def _gain_interval(ev: dict, scratch: dict) -> list[float] | None:
+    """The fine-tuned model's gain over scratch, paired on the same test images."""
+    from cnnzoo.tasks.intervals import paired_interval, unpack
+
+    if "accuracy_correct" not in ev or "test_accuracy_correct" not in scratch:
+        return None  # metrics from before per-image results were recorded
+    return paired_interval(unpack(ev["accuracy_correct"]), unpack(scratch["test_accuracy_correct"]))
+
+
 def collect(archs: list[str], metrics_dir: Path) -> list[dict]:
     """One row per architecture from the stages' metrics: evaluate (`<arch>.json`, the shipped
-    model), export/, transfer/ (linear probe), scratch/ and augment_effect.json."""
+    model), export/, transfer/ (linear probe), scratch/ and augment_effect.json; every accuracy
+    with its 95% interval (`INTERVALS`)."""
     effect_path = metrics_dir / "augment_effect.json"
     effect = read_json(effect_path) if effect_path.is_file() else None
     rows = []
     for arch in archs:
         ev = read_json(metrics_dir / f"{arch}.json")
         ex = read_json(metrics_dir / "export" / f"{arch}.json")
-        probe = read_json(metrics_dir / "transfer" / f"{arch}.json")["test_accuracy"]
-        scratch = read_json(metrics_dir / "scratch" / f"{arch}.json")["test_accuracy"]
+        probe_run = read_json(metrics_dir / "transfer" / f"{arch}.json")
+        scratch_run = read_json(metrics_dir / "scratch" / f"{arch}.json")
+        probe, scratch = probe_run["test_accuracy"], scratch_run["test_accuracy"]
         rows.append({
             "arch": arch,
             "params": ev["params"],
@@ -53,10 +73,23 @@ def collect(archs: list[str], metrics_dir: Path) -> list[dict]:
             "acc_fp32": round(ex["float32"]["accuracy"], 4),
             "acc_int8": round(ex["int8"]["accuracy"], 4),
             "int8_latency_ms": round(_latency(ex["int8"], "median_ms"), 3),
-            "augmentation": (f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}"
-                             if effect and effect["arch"] == arch else ""),
+            "augmentation": _augmentation(effect) if effect and effect["arch"] == arch else "",
+            **_bounds("acc_scratch", scratch_run.get("test_accuracy_ci")),
+            **_bounds("acc_probe", probe_run.get("test_accuracy_ci")),
+            **_bounds("acc_keras", ev.get("accuracy_ci")),
+            **_bounds("gain", _gain_interval(ev, scratch_run)),
+            **_bounds("acc_fp32", ex["float32"].get("accuracy_ci")),
+            **_bounds("acc_int8", ex["int8"].get("accuracy_ci")),
         })
     return rows
+
+
+def _augmentation(effect: dict) -> str:
+    cell = f"{effect['accuracy_with']:.4f} / {effect['accuracy_without']:.4f}"
+    if "delta_ci" in effect:
+        low, high = effect["delta_ci"]
+        cell += f" ({effect['delta']:+.4f} [{low:+.4f}, {high:+.4f}])"
+    return cell
 
 
 def _latency(variant: dict, stat: str, threads: int | None = None) -> float:
@@ -161,6 +194,13 @@ def data_line(record: dict | None, reference: dict | None = None) -> str:
             "pipeline on the classifiers' data to compare them.")
 
 
+def with_interval(value: float, ci: list[float] | None, digits: int = 4) -> str:
+    """`value` and its 95% interval as printed in the report and the terminal summary."""
+    if ci is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
 def _variants_table(ex: dict, metric: str, label: str) -> list[str]:
     """Markdown rows of an export stage's TFLite variants: size, `metric` and its drop."""
     variants = [v for v in ("float32", "float16", "dynamic_int8", "int8") if v in ex]
@@ -179,7 +219,8 @@ def segmentation_markdown(metrics_dir: Path, reference: dict | None = None) -> s
     ious = ", ".join(f"{name} {v:.3f}" if v is not None else f"{name} n/a"
                      for name, v in zip(test["classes"], test["iou"], strict=True))
     lines = ["## Segmentation (U-Net, test scenes)", "", data_line(test.get("data"), reference), "",
-             f"Mean IoU **{test['mean_iou']:.4f}**, pixel accuracy {test['pixel_accuracy']:.4f} "
+             f"Mean IoU **{with_interval(test['mean_iou'], test.get('mean_iou_ci'))}** (95% "
+             f"interval, bootstrap over scenes), pixel accuracy {test['pixel_accuracy']:.4f} "
              f"on {test['test_scenes']} scenes ({test['params']:,} parameters). Per-class IoU: "
              f"{ious}.", ""]
     return "\n".join(lines + _variants_table(ex, "mean_iou", "mean IoU") + [""])
@@ -194,7 +235,8 @@ def detection_markdown(metrics_dir: Path, reference: dict | None = None) -> str:
     aps = ", ".join(f"{name} {v:.3f}" if v is not None else f"{name} n/a"
                     for name, v in zip(test["classes"], test["ap50"], strict=True))
     lines = ["## Detection (YOLO v1-style, test scenes)", "", data_line(test.get("data"), reference),
-             "", f"mAP@0.5 **{test['map50']:.4f}** on {test['test_scenes']} scenes "
+             "", f"mAP@0.5 **{with_interval(test['map50'], test.get('map50_ci'))}** (95% "
+             f"interval, bootstrap over scenes) on {test['test_scenes']} scenes "
              f"({test['test_boxes']} boxes; {test['params']:,} parameters"
              + (f"; validation {train['val_map50']:.4f}" if "val_map50" in train else "")
              + f"). Per-class AP@0.5: {aps}.", ""]
@@ -214,14 +256,22 @@ def verification_markdown(metrics_dir: Path, reference: dict | None = None) -> s
              data_line(test.get("data"), reference), "",
              f"{test['test_images']} test images of {', '.join(test['classes'])}: "
              f"{test['pairs']:,} pairs, {test['genuine_pairs']:,} genuine. Threshold chosen on "
-             "the validation split; accuracy is balanced (mean of genuine and impostor pairs).",
-             "", "| method | ROC AUC | EER | TAR @ FAR 1e-2 | TAR @ FAR 1e-3 | accuracy | "
+             "the validation split; accuracy is balanced (mean of genuine and impostor pairs). "
+             "In brackets: 95% intervals, bootstrap over the test images (every pair of a "
+             "resample's images).", "",
+             "| method | ROC AUC | EER | TAR @ FAR 1e-2 | TAR @ FAR 1e-3 | accuracy | "
              "one-shot identification |", "|---|---:|---:|---:|---:|---:|---:|"]
     for key, name in VERIFY_METHODS:
         r = test[key]
-        lines.append(f"| {name} | {r['auc']:.4f} | {r['eer']:.4f} | {r['tar_at_far_0.01']:.4f} | "
-                     f"{r['tar_at_far_0.001']:.4f} | {r['verification_accuracy']:.4f} | "
-                     f"{r['one_shot_accuracy']:.4f} |")
+        cells = [with_interval(r[m], r.get(f"{m}_ci"), 3) for m in
+                 ("auc", "eer", "tar_at_far_0.01", "tar_at_far_0.001")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {r['verification_accuracy']:.3f} | "
+                     f"{with_interval(r['one_shot_accuracy'], r.get('one_shot_accuracy_ci'), 3)} |")
+    gains = [(name, test[key]["auc"] - test["raw_pixels"]["auc"], test[key]["auc_over_raw_pixels_ci"])
+             for key, name in VERIFY_METHODS if "auc_over_raw_pixels_ci" in test[key]]
+    if gains:
+        lines += ["", "AUC over raw pixels, paired on the same resampled images: " + "; ".join(
+            f"{name} {gain:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]" for name, gain, ci in gains) + "."]
     ex = _optional(metrics_dir / "verify" / "export.json")
     if ex:
         lines += ["", "Embedding as TFLite: " + ", ".join(
@@ -254,35 +304,50 @@ def headlines(metrics_dir: Path, pipelines: list[str] | tuple[str, ...] = PIPELI
     the terminal summary (the metrics folder may hold an earlier run's other pipelines)."""
     lines = []
     if "segment" in pipelines and (seg := _optional(metrics_dir / "segment" / "test.json")):
-        lines.append(f"Segmentation (U-Net, test scenes): mean IoU {seg['mean_iou']:.4f}, "
+        lines.append("Segmentation (U-Net, test scenes): mean IoU "
+                     f"{with_interval(seg['mean_iou'], seg.get('mean_iou_ci'))}, "
                      f"pixel accuracy {seg['pixel_accuracy']:.4f}")
     if "detect" in pipelines and (found := _optional(metrics_dir / "detect" / "test.json")):
-        lines.append(f"Detection (YOLO v1-style, test scenes): mAP@0.5 {found['map50']:.4f}")
+        lines.append("Detection (YOLO v1-style, test scenes): mAP@0.5 "
+                     f"{with_interval(found['map50'], found.get('map50_ci'))}")
     if "verify" in pipelines and (ver := _optional(metrics_dir / "verify" / "test.json")):
         t, raw = ver["triplet"], ver["raw_pixels"]
-        lines.append(f"Verification on unseen classes: AUC {t['auc']:.4f} (raw pixels "
-                     f"{raw['auc']:.4f}), EER {t['eer']:.4f}, one-shot accuracy "
-                     f"{t['one_shot_accuracy']:.4f}")
+        lines.append(f"Verification on unseen classes: AUC {with_interval(t['auc'], t.get('auc_ci'))} "
+                     f"(raw pixels {with_interval(raw['auc'], raw.get('auc_ci'))}), EER "
+                     f"{t['eer']:.4f} (raw pixels {raw['eer']:.4f}), one-shot accuracy "
+                     f"{t['one_shot_accuracy']:.4f} (raw pixels {raw['one_shot_accuracy']:.4f})")
     return lines
 
 
-def _cell(key: str, value) -> str:
+def _cell(key: str, row: dict) -> str:
+    """A column's cell: counts with thousands separators, an accuracy as value ± half its 95%
+    interval, the transfer gain with its paired interval (whether it excludes zero matters)."""
+    value = row.get(key, "")
     if key in ("params", "macs") and str(value).isdigit():
         return f"{int(value):,}"
-    return str(value)
+    low, high = row.get(f"{key}_low", ""), row.get(f"{key}_high", "")
+    if low == "" or high == "":
+        return str(value)
+    low, high = float(low), float(high)
+    if key == "gain":
+        return f"{value} [{low:+.4f}, {high:+.4f}]"
+    return f"{value} ±{(high - low) / 2:.4f}"
 
 
 def to_markdown(rows: list[dict], title: str) -> str:
     head = "| " + " | ".join(label for _, label, _ in COLUMNS) + " |"
     rule = "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"
-    body = ["| " + " | ".join(_cell(k, r[k]) for k, *_ in COLUMNS) + " |" for r in rows]
-    return "\n".join([f"# {title}", "", head, rule, *body, ""])
+    body = ["| " + " | ".join(_cell(k, r) for k, *_ in COLUMNS) + " |" for r in rows]
+    note = ("Accuracies on the task-B test split ± half their 95% bootstrap interval (1,000 "
+            "resamples of the test images); the transfer gain (fine-tuned - scratch) with its "
+            "paired 95% interval on the same images: above zero when both bounds are.")
+    return "\n".join([f"# {title}", "", note, "", head, rule, *body, ""])
 
 
 def to_text(rows: list[dict]) -> str:
     """An aligned plain-text table for the terminal (rows as collected, or read back from CSV)."""
     cells = [[short for *_, short in COLUMNS]]
-    cells += [[_cell(k, r.get(k, "")) for k, *_ in COLUMNS] for r in rows]
+    cells += [[_cell(k, r) for k, *_ in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
@@ -292,7 +357,8 @@ def to_text(rows: list[dict]) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
-    return csv_text(rows, [k for k, *_ in COLUMNS])
+    return csv_text(rows, [k for k, *_ in COLUMNS]
+                    + [f"{k}_{end}" for k in INTERVALS for end in ("low", "high")])
 
 
 def figure_markdown(figure: Path, md_path: Path) -> str:

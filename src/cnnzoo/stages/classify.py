@@ -77,12 +77,19 @@ def _finish(model, out: str, metrics: str, result: dict, run: Run, history: str,
 
 def _finish_b(what: str, model, data: TaskB, out: str, metrics: str, run: Run, history: str,
               register: dict | None = None, **extra) -> None:
-    """`_finish` for a task-B model: its validation and test accuracy are the metrics."""
-    result = {"val_accuracy": _accuracy(model, data.x_val, data.y_val),
-              "test_accuracy": _accuracy(model, data.x_test, data.y_test),
+    """`_finish` for a task-B model: its validation and test accuracy are the metrics, the
+    latter with its bootstrap interval and per-image correctness (the report pairs models on
+    the same test images: the transfer gain's interval)."""
+    from cnnzoo.tasks.classification import predict_classes
+    from cnnzoo.tasks.intervals import accuracy_record
+
+    test = accuracy_record(predict_classes(model, data.x_test) == data.y_test)
+    result = {"val_accuracy": _accuracy(model, data.x_val, data.y_val), **test,
               "train_images": len(data.x), **extra}
     _finish(model, out, metrics, result, run, history, to_unit(data.x_val[:4]), register)
-    log.info("%s: val %.4f, test %.4f", what, result["val_accuracy"], result["test_accuracy"])
+    low, high = test["test_accuracy_ci"]
+    log.info("%s: val %.4f, test %.4f (95%% CI %.4f-%.4f)", what, result["val_accuracy"],
+             result["test_accuracy"], low, high)
 
 
 @trains("prepared", "augmented")
@@ -232,10 +239,13 @@ def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: st
     """Train `augment.effect_arch` on task B from scratch with and without augmentation (same
     seed, same epochs) and record both test accuracies: the measured effect of the policy."""
     from cnnzoo.models import create_model
+    from cnnzoo.tasks.classification import predict_classes
+    from cnnzoo.tasks.intervals import accuracy_record, paired_interval
 
     arch, seed = params.augment.effect_arch, params.base.seed
     data = task_b(params, prepared)
     result = {"arch": arch, "epochs": params.augment.effect_epochs, "train_images": len(data.x)}
+    correct = {}
     with stage_run("augment_effect", arch, experiment=params.base.experiment,
                    params={"augment": params.augment.model_dump()},
                    tags=experiment_tags(params)) as run:
@@ -249,9 +259,12 @@ def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: st
                          augmented=augmented, history=str(Path(plots) / f"{variant}.csv"),
                          key={"variant": variant, "arch": arch, "seed": seed,
                               "model": params.model_kwargs(arch)}, run=run, calibrate=True)
-            result[f"accuracy_{variant}"] = _accuracy(model, data.x_test, data.y_test)
+            correct[variant] = predict_classes(model, data.x_test) == data.y_test
+            result.update(accuracy_record(correct[variant], f"accuracy_{variant}"))
         result["delta"] = result["accuracy_with"] - result["accuracy_without"]
+        result["delta_ci"] = paired_interval(correct["with"], correct["without"])
         write_json(metrics, result)
-        run.log_metrics({k_: v for k_, v in result.items() if isinstance(v, float)})
-    log.info("augmentation effect on %s (task B test): %.4f with vs %.4f without (%+.4f)", arch,
-             result["accuracy_with"], result["accuracy_without"], result["delta"])
+        run.log_metrics(result)
+    log.info("augmentation effect on %s (task B test): %.4f with vs %.4f without (%+.4f, 95%% CI "
+             "%+.4f to %+.4f)", arch, result["accuracy_with"], result["accuracy_without"],
+             result["delta"], *result["delta_ci"])

@@ -114,12 +114,12 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
              cfg.arch, cfg.backbone, result["val_map50"], boxes_total, boxes_total - kept)
 
 
-def _score(params: Params, predict, x, truth, names, boxes: int) -> dict:
+def _score(params: Params, predict, x, truth, names, boxes: int, interval: bool = False) -> dict:
     from cnnzoo.tasks import detection
 
     return detection.score_map(predict, x, truth, len(names), boxes,
                                score_threshold=params.detect.score_threshold,
-                               nms_iou=params.detect.nms_iou)
+                               nms_iou=params.detect.nms_iou, interval=interval)
 
 
 def _boxes_per_cell(model, n_classes: int) -> int:
@@ -142,8 +142,9 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
         run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="test")
         net = keras.models.load_model(model)
         scored = _score(params, lambda b: net.predict(b, verbose=0), x, truth, names,
-                        _boxes_per_cell(net, len(names)))
-        result = {"map50": scored["map50"], "classes": names, "ap50": scored["ap"],
+                        _boxes_per_cell(net, len(names)), interval=True)
+        result = {"map50": scored["map50"], "map50_ci": scored["map50_ci"], "classes": names,
+                  "ap50": scored["ap"],
                   "test_scenes": len(x), "test_boxes": sum(len(t) for t in truth),
                   **count_params(net), "data": data_record(scenes)}
         write_json(metrics, result)
@@ -151,11 +152,11 @@ def detect_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
         detection.boxes_figure(x[:n], truth[:n], scored["detections"][:n], names, figure,
                                title=f"{cfg.arch} ({cfg.backbone}) on test scenes: "
                                      f"mAP@0.5 {result['map50']:.3f}")
-        run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
+        run.log_metrics(result)
         run.log_metrics({f"ap50_{i}": v for i, v in enumerate(result["ap50"]) if v is not None})
         run.log_artifact(figure)
-    log.info("detect_evaluate %s: test mAP@0.5 %.4f on %d scenes (%d boxes)", cfg.arch,
-             result["map50"], len(x), result["test_boxes"])
+    log.info("detect_evaluate %s: test mAP@0.5 %.4f (95%% CI %.4f-%.4f) on %d scenes (%d boxes)",
+             cfg.arch, result["map50"], *result["map50_ci"], len(x), result["test_boxes"])
 
 
 def detect_export(params: Params, *, scenes: str, model: str, out: str, metrics: str,

@@ -98,6 +98,7 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
         net = keras.models.load_model(model)
         predicted = segmentation.predict_masks(lambda b: net.predict(b, verbose=0), x)
         result = {**segmentation.scores(segmentation.confusion(y, predicted, len(names)), names),
+                  "mean_iou_ci": segmentation.mean_iou_interval(y, predicted, len(names)),
                   **count_params(net), "test_scenes": len(x), "data": data_record(scenes)}
         write_json(metrics, result)
         n = params.segment.figure_scenes
@@ -105,11 +106,12 @@ def segment_evaluate(params: Params, *, scenes: str, model: str, metrics: str,
             x[:n], y[:n], predicted[:n], names, figure,
             title=f"{arch} on test scenes: mean IoU {result['mean_iou']:.3f}, "
                   f"pixel accuracy {result['pixel_accuracy']:.3f}")
-        run.log_metrics({k: v for k, v in result.items() if isinstance(v, int | float)})
+        run.log_metrics(result)
         run.log_metrics({f"iou_{i}": v for i, v in enumerate(result["iou"]) if v is not None})
         run.log_artifact(figure)
-    log.info("segment_evaluate %s: test mean IoU %.4f, pixel accuracy %.4f on %d scenes", arch,
-             result["mean_iou"], result["pixel_accuracy"], len(x))
+    log.info("segment_evaluate %s: test mean IoU %.4f (95%% CI %.4f-%.4f), pixel accuracy %.4f "
+             "on %d scenes", arch, result["mean_iou"], *result["mean_iou_ci"],
+             result["pixel_accuracy"], len(x))
 
 
 def segment_export(params: Params, *, scenes: str, model: str, out: str, metrics: str,

@@ -26,6 +26,7 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
     from cnnzoo.models.cost import total_macs
     from cnnzoo.reporting.figures import confusion_matrix_plot
     from cnnzoo.tasks.classification import classification_metrics, count_params, predict_classes
+    from cnnzoo.tasks.intervals import accuracy_record
 
     names = load_meta(prepared)["task_b"]["names"]
     x, y = load_split(prepared, "b_test")
@@ -34,16 +35,19 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
                    tags=experiment_tags(params)) as run:  # the run spans the work it records
         log_data(run, params, x, y, "task B", "test")
         net = keras.models.load_model(model)
-        result, cm = classification_metrics(y, predict_classes(net, x), names)
+        predicted = predict_classes(net, x)
+        result, cm = classification_metrics(y, predicted, names)
+        result.update(accuracy_record(predicted == y, "accuracy"))
         result.update(count_params(net), macs=total_macs(net),
                       model_bytes=Path(model).stat().st_size, test_images=len(y),
                       data=data_record(prepared))
         write_json(metrics, result)
         confusion_matrix_plot(cm, names, confusion,
                               title=f"{arch}: task B test, accuracy {result['accuracy']:.3f}")
-        run.log_metrics({k: v for k, v in result.items() if not isinstance(v, dict)})
+        run.log_metrics(result)
         run.log_artifact(confusion)
-    log.info("evaluate %s: test accuracy %.4f on %d images", arch, result["accuracy"], len(y))
+    log.info("evaluate %s: test accuracy %.4f (95%% CI %.4f-%.4f) on %d images", arch,
+             result["accuracy"], *result["accuracy_ci"], len(y))
 
 
 def export(params: Params, *, arch: str, prepared: str, model: str, out: str, metrics: str,

@@ -157,8 +157,7 @@ def finish(model, run, *, out: str, metrics: str, history: str, result: dict,
 
     saving.save_model(model, out)
     write_json(metrics, result)
-    run.log_metrics({f"{metric_prefix}{k}": v for k, v in result.items()
-                     if isinstance(v, int | float)})
+    run.log_metrics({f"{metric_prefix}{k}": v for k, v in result.items()})
     run.log_artifact(history)
     if register:
         register_keras(run, model, sample, **register)

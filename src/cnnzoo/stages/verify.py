@@ -212,6 +212,7 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
 
     from cnnzoo.reporting.figures import roc_plot
     from cnnzoo.tasks import verification
+    from cnnzoo.tasks.intervals import percentile_interval
 
     names, (x_val, y_val), (x, y) = _task_b(params, prepared)
     with stage_run("verify_evaluate", params.verify.backbone, experiment=params.base.experiment,
@@ -221,15 +222,20 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
         val = _similarities(emb_model, pair_net, x_val)
         test = _similarities(emb_model, pair_net, x)
         result: dict = {"classes": names, "test_images": len(y)}
-        curves = {}
+        curves, resampled = {}, {}
         for method in test:
             pairs_test = verification.Pairs.from_matrix(test[method], y)
             threshold = verification.best_threshold(verification.Pairs.from_matrix(val[method], y_val))
             result[method] = {**verification.summary(pairs_test, threshold),
-                              "one_shot_accuracy": verification.one_shot_accuracy(
-                                  test[method], y, params.verify.galleries, params.base.seed)}
+                              **_one_shot(test[method], y, params)}
+            resampled[method] = verification.resampled_metrics(test[method], y)
+            result[method].update({f"{k}_ci": percentile_interval(v)
+                                   for k, v in resampled[method].items()})
             far, tar, _ = verification.roc(pairs_test)
             curves[method.replace("_", " ")] = (far, tar, result[method]["auc"])
+        for method in ("triplet", "binary"):  # paired: the same resampled images for both
+            result[method]["auc_over_raw_pixels_ci"] = percentile_interval(
+                resampled[method]["auc"] - resampled["raw_pixels"]["auc"])
         result["pairs"] = len(y) * (len(y) - 1) // 2
         result["genuine_pairs"] = int(sum(int(c) * (int(c) - 1) // 2 for c in np.bincount(y)))
         result["data"] = data_record(prepared)
@@ -239,9 +245,22 @@ def verify_evaluate(params: Params, *, prepared: str, embedding: str, pairs: str
         run.log_artifact(roc)
     for method in test:
         r = result[method]
-        log.info("verify %-10s AUC %.4f  EER %.4f  TAR@1e-3 %.4f  accuracy %.4f  one-shot %.4f",
-                 method, r["auc"], r["eer"], r["tar_at_far_0.001"], r["verification_accuracy"],
-                 r["one_shot_accuracy"])
+        log.info("verify %-10s AUC %.4f (95%% CI %.4f-%.4f)  EER %.4f  TAR@1e-3 %.4f  accuracy "
+                 "%.4f  one-shot %.4f", method, r["auc"], *r["auc_ci"], r["eer"],
+                 r["tar_at_far_0.001"], r["verification_accuracy"], r["one_shot_accuracy"])
+
+
+def _one_shot(similarity: np.ndarray, y: np.ndarray, params: Params) -> dict:
+    """One-shot identification accuracy over the seeded galleries, with its bootstrap interval
+    over the probe images (a ratio: correct identifications over probe turns)."""
+    from cnnzoo.tasks import verification
+    from cnnzoo.tasks.intervals import percentile_interval, weights
+
+    correct, probed = verification.one_shot_trials(similarity, y, params.verify.galleries,
+                                                   params.base.seed)
+    w = weights(len(y))
+    return {"one_shot_accuracy": float(correct.sum() / probed.sum()),
+            "one_shot_accuracy_ci": percentile_interval(w @ correct / (w @ probed))}
 
 
 def verify_export(params: Params, *, prepared: str, model: str, out: str, metrics: str,

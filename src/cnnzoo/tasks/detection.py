@@ -165,47 +165,81 @@ def decode(outputs: np.ndarray, boxes: int, *, score_threshold: float, nms_iou: 
     return result
 
 
+def _matches(detections: Sequence[np.ndarray], truth: Sequence[np.ndarray], c: int,
+             iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class `c`'s detections by descending score, each matched to the best-overlapping
+    unmatched true box of its scene: (scene of each detection, hit or not, true boxes per
+    scene). Matching stays within a scene, so a resample of scenes reuses it."""
+    dets = sorted(((d[1], i, d[2:]) for i, rows in enumerate(detections) for d in rows
+                   if d[0] == c), key=lambda d: -d[0])
+    gts = [t[t[:, 0] == c, 1:] for t in truth]
+    used = [np.zeros(len(g), bool) for g in gts]
+    scene, hits = np.array([i for _, i, _ in dets], np.int64), np.zeros(len(dets), bool)
+    for k, (_, i, box) in enumerate(dets):
+        if len(gts[i]):
+            overlaps = iou_matrix(box[None], gts[i])[0]
+            overlaps[used[i]] = -1
+            j = int(np.argmax(overlaps))
+            if overlaps[j] >= iou:
+                hits[k], used[i][j] = True, True
+    return scene, hits, np.array([len(g) for g in gts], np.float64)
+
+
+def _ap(scene: np.ndarray, hits: np.ndarray, n_true: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """AP for each row of scene weights `w` (B, scenes): precision made monotone, area under
+    precision over recall, every detection and true box counted as often as its scene."""
+    dw = w[:, scene]  # (B, detections)
+    tp, seen = np.cumsum(dw * hits, axis=1), np.cumsum(dw, axis=1)
+    positives = w @ n_true
+    ones, zeros = np.ones((len(w), 1)), np.zeros((len(w), 1))
+    recall = np.hstack([zeros, tp / positives[:, None], ones])
+    precision = np.hstack([ones, tp / np.maximum(seen, 1e-12), zeros])
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    return np.sum(np.diff(recall, axis=1) * precision[:, 1:], axis=1)
+
+
 def average_precision(detections: Sequence[np.ndarray], truth: Sequence[np.ndarray],
-                      n_classes: int, iou: float = 0.5) -> dict:
+                      n_classes: int, iou: float = 0.5, interval: bool = False) -> dict:
     """PASCAL VOC (2010+) AP per class at IoU `iou`: detections sorted by score, each matched to
     the best-overlapping unmatched true box of its class (else a false positive), precision made
-    monotone, area under precision over recall. mAP: the mean over classes with true boxes."""
+    monotone, area under precision over recall. mAP: the mean over classes with true boxes.
+    `interval`: also its 95% bootstrap interval over scenes (`<key>_ci`)."""
+    from cnnzoo.tasks.intervals import percentile_interval, weights
+
+    key = "map50" if iou == 0.5 else f"map{round(iou * 100)}"
+    n = len(truth)
+    one = np.ones((1, n))
+    w = weights(n) if interval else None
     ap: list[float | None] = []
+    resampled = []
     for c in range(n_classes):
-        n_true = sum(int((t[:, 0] == c).sum()) for t in truth)
-        dets = [(d[1], i, d[2:]) for i, rows in enumerate(detections) for d in rows if d[0] == c]
-        if n_true == 0:
+        scene, hits, n_true = _matches(detections, truth, c, iou)
+        if n_true.sum() == 0:
             ap.append(None)
             continue
-        dets.sort(key=lambda d: -d[0])
-        used = [np.zeros(int((t[:, 0] == c).sum()), bool) for t in truth]
-        hits = np.zeros(len(dets))
-        for k, (_, i, box) in enumerate(dets):
-            gts = truth[i][truth[i][:, 0] == c, 1:]
-            if len(gts):
-                overlaps = iou_matrix(box[None], gts)[0]
-                overlaps[used[i]] = -1
-                j = int(np.argmax(overlaps))
-                if overlaps[j] >= iou:
-                    hits[k], used[i][j] = 1, True
-        tp = np.cumsum(hits)
-        recall = np.r_[0, tp / n_true, 1]
-        precision = np.r_[1, tp / np.maximum(np.arange(1, len(dets) + 1), 1), 0]
-        precision = np.maximum.accumulate(precision[::-1])[::-1]
-        ap.append(float(np.sum(np.diff(recall) * precision[1:])))
+        ap.append(float(_ap(scene, hits, n_true, one)[0]))
+        if w is not None:  # a class a resample never draws has no AP there (NaN, not 0)
+            with np.errstate(invalid="ignore", divide="ignore"):  # 100 resamples at a time:
+                aps = np.concatenate([_ap(scene, hits, n_true, w[r:r + 100])  # (B, detections)
+                                      for r in range(0, len(w), 100)])     # arrays stay small
+            resampled.append(np.where(w @ n_true > 0, aps, np.nan))
     present = [a for a in ap if a is not None]
-    return {"map50" if iou == 0.5 else f"map{round(iou * 100)}":
-            float(np.mean(present)) if present else 0.0, "ap": ap}
+    out = {key: float(np.mean(present)) if present else 0.0, "ap": ap}
+    if w is not None and resampled:
+        out[f"{key}_ci"] = percentile_interval(np.nanmean(np.stack(resampled), axis=0))
+    return out
 
 
 def score_map(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
               truth: Sequence[np.ndarray], n_classes: int, boxes: int, *,
-              score_threshold: float, nms_iou: float, batch: int = 250) -> dict:
-    """mAP@0.5 and per-class AP of `predict(float images) -> raw grid outputs` on uint8 `x`."""
+              score_threshold: float, nms_iou: float, batch: int = 250,
+              interval: bool = False) -> dict:
+    """mAP@0.5 and per-class AP of `predict(float images) -> raw grid outputs` on uint8 `x`
+    (`interval`: and the mAP's 95% bootstrap interval over scenes)."""
     outputs = np.concatenate([predict(to_unit(x[s:s + batch]))
                               for s in range(0, len(x), batch)])
     found = decode(outputs, boxes, score_threshold=score_threshold, nms_iou=nms_iou)
-    return {**average_precision(found, truth, n_classes), "detections": found}
+    return {**average_precision(found, truth, n_classes, interval=interval), "detections": found}
 
 
 def boxes_figure(x: np.ndarray, truth: Sequence[np.ndarray], found: Sequence[np.ndarray],

@@ -38,6 +38,23 @@ def scores(cm: np.ndarray, names: Sequence[str]) -> dict:
             "classes": list(names), "iou": [None if np.isnan(v) else float(v) for v in iou]}
 
 
+def mean_iou_interval(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[float]:
+    """The 95% bootstrap interval of the mean IoU, resampling whole scenes: per-scene confusion
+    matrices, summed with each resample's draw counts (`cnnzoo.tasks.intervals`)."""
+    from cnnzoo.tasks.intervals import percentile_interval, weights
+
+    n, cells = len(y_true), n_classes ** 2
+    idx = (np.arange(n, dtype=np.int64)[:, None] * cells
+           + y_true.reshape(n, -1).astype(np.int64) * n_classes + y_pred.reshape(n, -1))
+    per_scene = np.bincount(idx.ravel(), minlength=n * cells).reshape(n, cells).astype(np.float64)
+    cms = (weights(n) @ per_scene).reshape(-1, n_classes, n_classes)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    union = cms.sum(axis=1) + cms.sum(axis=2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+    return percentile_interval(np.nanmean(iou, axis=1))
+
+
 def predict_masks(predict_logits, x: np.ndarray, batch: int = 500) -> np.ndarray:
     """Argmax masks (N, H, W) from a `predict_logits(float images)` callable, in batches."""
     out = [np.argmax(predict_logits(to_unit(x[s:s + batch])), axis=-1)

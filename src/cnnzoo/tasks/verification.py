@@ -91,19 +91,58 @@ def best_threshold(pairs: Pairs) -> float:
     return float(thresholds[k]) if np.isfinite(thresholds[k]) else float(thresholds[1])
 
 
-def one_shot_accuracy(similarity: np.ndarray, y: np.ndarray, galleries: int, seed: int) -> float:
+def one_shot_trials(similarity: np.ndarray, y: np.ndarray, galleries: int,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
     """One-shot identification: a gallery holds one random image per class, every other image is
-    a probe assigned the class of its most similar gallery image; the accuracy averaged over
-    `galleries` seeded galleries."""
+    a probe assigned the class of its most similar gallery image, over `galleries` seeded
+    galleries. Per image: (times identified correctly, times a probe)."""
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
-    scores = []
+    correct, probed = np.zeros(len(y)), np.zeros(len(y))
     for _ in range(galleries):
         pick = np.array([rng.choice(np.flatnonzero(y == c)) for c in classes])
         probes = np.setdiff1d(np.arange(len(y)), pick)
         predicted = classes[np.argmax(similarity[np.ix_(probes, pick)], axis=1)]
-        scores.append(np.mean(predicted == y[probes]))
-    return float(np.mean(scores))
+        correct[probes] += predicted == y[probes]
+        probed[probes] += 1
+    return correct, probed
+
+
+def one_shot_accuracy(similarity: np.ndarray, y: np.ndarray, galleries: int, seed: int) -> float:
+    """`one_shot_trials`' accuracy, averaged over the galleries (each has the same probes)."""
+    correct, probed = one_shot_trials(similarity, y, galleries, seed)
+    return float(correct.sum() / probed.sum())
+
+
+# Each resample reweights 2 million pairs: 200 keep the three methods' intervals to seconds.
+PAIR_RESAMPLES = 200
+
+
+def resampled_metrics(similarity: np.ndarray, y: np.ndarray,
+                      resamples: int = PAIR_RESAMPLES) -> dict[str, np.ndarray]:
+    """AUC, EER and TAR at `FARS` under `resamples` bootstrap draws of the test images: a pair
+    (i, j) counts w_i x w_j times when the draw took image i w_i times (the same seeded draws
+    for every method, so two methods' differences pair up)."""
+    from cnnzoo.tasks.intervals import weights
+
+    i, j = np.triu_indices(len(y), k=1)
+    order = np.argsort(-similarity[i, j], kind="stable")
+    i, j = i[order].astype(np.int32), j[order].astype(np.int32)
+    s = similarity[i, j]
+    genuine = (y[i] == y[j]).astype(np.float32)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    out: dict[str, list[float]] = {"auc": [], "eer": [],
+                                   **{f"tar_at_far_{t:g}": [] for t in FARS}}
+    for w in weights(len(y), resamples).astype(np.float32):
+        pw = w[i] * w[j]
+        tp, seen = np.cumsum(pw * genuine, dtype=np.float64), np.cumsum(pw, dtype=np.float64)
+        tp, fp = tp[last], (seen - tp)[last]
+        tar, far = np.r_[0.0, tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
+        out["auc"].append(auc(far, tar))
+        out["eer"].append(eer(far, tar))
+        for t in FARS:
+            out[f"tar_at_far_{t:g}"].append(tar_at_far(far, tar, t))
+    return {k: np.array(v) for k, v in out.items()}
 
 
 def summary(test: Pairs, threshold: float) -> dict[str, float]:

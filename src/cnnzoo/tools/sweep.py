@@ -27,23 +27,36 @@ from cnnzoo.tools import warm
 log = logging.getLogger(__name__)
 STAGES = ("transfer", "finetune", "scratch")
 FIELDS = ("labels_per_class", "arch", "scratch", "linear_probe", "fine_tuned", "gain")
+COLUMN = {"transfer": "linear_probe", "finetune": "fine_tuned", "scratch": "scratch"}
+# Every accuracy's 95% bootstrap interval, and the gain's paired one (same test images).
+BOUNDS = tuple(f"{k}_{end}" for k in FIELDS[2:] for end in ("low", "high"))
 
 
 def collect(archs: list[str], metrics_dir: Path, labels_per_class: int) -> list[dict]:
     """This budget's row per architecture, from the B stages' metrics."""
+    from cnnzoo.tasks.intervals import paired_interval, unpack
+
     rows = []
     for arch in archs:
-        acc = {s: read_json(metrics_dir / s / f"{arch}.json")["test_accuracy"] for s in STAGES}
-        rows.append({"labels_per_class": labels_per_class, "arch": arch,
-                     "scratch": round(acc["scratch"], 4),
-                     "linear_probe": round(acc["transfer"], 4),
-                     "fine_tuned": round(acc["finetune"], 4),
-                     "gain": round(acc["finetune"] - acc["scratch"], 4)})
+        runs = {s: read_json(metrics_dir / s / f"{arch}.json") for s in STAGES}
+        acc = {s: r["test_accuracy"] for s, r in runs.items()}
+        row = {"labels_per_class": labels_per_class, "arch": arch,
+               "scratch": round(acc["scratch"], 4),
+               "linear_probe": round(acc["transfer"], 4),
+               "fine_tuned": round(acc["finetune"], 4),
+               "gain": round(acc["finetune"] - acc["scratch"], 4)}
+        bounds = {COLUMN[s]: r["test_accuracy_ci"] for s, r in runs.items() if "test_accuracy_ci" in r}
+        if all("test_accuracy_correct" in runs[s] for s in ("finetune", "scratch")):
+            bounds["gain"] = paired_interval(unpack(runs["finetune"]["test_accuracy_correct"]),
+                                             unpack(runs["scratch"]["test_accuracy_correct"]))
+        for key, (low, high) in bounds.items():
+            row.update({f"{key}_low": round(low, 4), f"{key}_high": round(high, 4)})
+        rows.append(row)
     return rows
 
 
 def to_csv(rows: list[dict]) -> str:
-    return csv_text(rows, FIELDS)
+    return csv_text(rows, FIELDS + BOUNDS)
 
 
 def summary(rows: list[dict]) -> str:
@@ -53,9 +66,11 @@ def summary(rows: list[dict]) -> str:
         sel = [r for r in rows if r["labels_per_class"] == n]
         mean = {k: sum(r[k] for r in sel) / len(sel) for k in FIELDS[2:5]}
         wins = sum(r["fine_tuned"] > r["scratch"] for r in sel)
+        sure = sum(r.get("gain_low", 0) > 0 for r in sel)
         lines.append(f"{n:>5} labels/class: scratch {mean['scratch']:.4f}, linear probe "
                      f"{mean['linear_probe']:.4f}, fine-tuned {mean['fine_tuned']:.4f}; "
-                     f"transfer beats scratch for {wins}/{len(sel)}")
+                     f"transfer beats scratch for {wins}/{len(sel)} ({sure} with the paired "
+                     "95% interval above zero)")
     return "\n".join(lines)
 
 

@@ -121,10 +121,18 @@ class Run:
         flat = {k: str(v)[:500] for k, v in flatten(params).items()}
         self._guard("log_params", mlflow.log_params, flat)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping, step: int | None = None) -> None:
+        """The numbers of `metrics`; a 95% interval (a `*_ci` [low, high] pair) as `*_ci_low` and
+        `*_ci_high`; anything else (names, per-class dicts, per-item bits) stays in the JSON."""
         import mlflow
 
-        clean = {k: float(v) for k, v in metrics.items() if np.isfinite(float(v))}
+        numbers = {}
+        for k, v in metrics.items():
+            if k.endswith("_ci") and isinstance(v, list | tuple) and len(v) == 2:
+                numbers.update({f"{k}_low": v[0], f"{k}_high": v[1]})
+            elif isinstance(v, int | float) and not isinstance(v, bool):
+                numbers[k] = v
+        clean = {k: float(v) for k, v in numbers.items() if np.isfinite(float(v))}
         self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:

@@ -1,0 +1,246 @@
+"""The results tables of the README and docs/, generated from a named run, never pasted.
+
+`cnnzoo docs-tables` (`make docs-tables`) copies a run's result files (the report's CSV, the
+sweep's, the seeds', the other pipelines' test metrics) into `docs/results/`, with the date, host
+and commit of the copy in `docs/results/provenance.json`, then rewrites every block between
+
+    <!-- table: NAME -->
+    <!-- /table -->
+
+in README.md and docs/*.md from those files. A source whose content did not change keeps its
+provenance. tests/test_docs_tables.py renders every block again from `docs/results/` and fails
+when the docs differ: a table cannot silently go stale or be edited by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from cnnzoo import logs
+from cnnzoo.files import read_csv, read_json, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = Path("docs/results")
+# snapshot name -> where a run writes it
+SOURCES = {
+    "leaderboard.csv": "reports/leaderboard.csv",
+    "sweep.csv": "reports/sweep.csv",
+    "seeds.csv": "reports/seeds.csv",
+    "segment.json": "metrics/segment/test.json",
+    "detect.json": "metrics/detect/test.json",
+    "verify.json": "metrics/verify/test.json",
+}
+BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+def _ci(row: dict, key: str, digits: int = 4, sign: bool = False) -> str:
+    """A cell: `row[key]` and its 95% interval from `<key>_low`/`<key>_high` (± half of it for
+    accuracies, the bounds for differences, whose sign is the point)."""
+    value, low, high = (row.get(f"{key}{end}", "") for end in ("", "_low", "_high"))
+    fmt = f"{'+' if sign else ''}.{digits}f"
+    if low in ("", None) or high in ("", None):
+        return format(float(value), fmt)
+    if sign:
+        return f"{float(value):{fmt}} [{float(low):{fmt}}, {float(high):{fmt}}]"
+    return f"{float(value):{fmt}} ±{(float(high) - float(low)) / 2:.{digits}f}"
+
+
+def _table(head: list[str], rows: list[list[str]], align: str) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def leaderboard(snapshot: Path) -> list[str]:
+    rows = read_csv(snapshot / "leaderboard.csv")
+    return _table(["architecture", "params", "MACs/image", "int8 file (KB)", "from scratch",
+                   "fine-tuned", "gain (paired 95% CI)", "int8 TFLite"],
+                  [[r["arch"], f"{int(r['params']):,}", f"{int(r['macs']):,}",
+                    r["tflite_int8_kb"], _ci(r, "acc_scratch"), _ci(r, "acc_keras"),
+                    _ci(r, "gain", sign=True), _ci(r, "acc_int8")] for r in rows],
+                  ["---"] + ["---:"] * 7)
+
+
+def transfer(snapshot: Path) -> list[str]:
+    rows = read_csv(snapshot / "leaderboard.csv")
+    return _table(["arch", "scratch", "linear probe", "fine-tuned", "gain (paired 95% CI)"],
+                  [[r["arch"], _ci(r, "acc_scratch"), _ci(r, "acc_probe"), _ci(r, "acc_keras"),
+                    _ci(r, "gain", sign=True)] for r in rows],
+                  ["---"] + ["---:"] * 4)
+
+
+def sweep(snapshot: Path) -> list[str]:
+    """Fine-tuned accuracy and the paired gain over scratch, per label budget."""
+    rows = read_csv(snapshot / "sweep.csv")
+    budgets = sorted({int(r["labels_per_class"]) for r in rows})
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    cell = {(r["arch"], int(r["labels_per_class"])): r for r in rows}
+    head = ["arch", *(f"{n} labels/class: fine-tuned, gain" for n in budgets)]
+    body = [[a, *(f"{_ci(cell[a, n], 'fine_tuned', 3)}, {_ci(cell[a, n], 'gain', 3, sign=True)}"
+                  if (a, n) in cell else "not run" for n in budgets)] for a in archs]
+    wins = ["transfer > scratch (interval above 0)",
+            *(f"{sum(_above_zero(cell[a, n]) for a in archs if (a, n) in cell)} of "
+              f"{sum((a, n) in cell for a in archs)}" for n in budgets)]
+    return _table(head, [*body, wins], ["---"] + ["---:"] * len(budgets))
+
+
+def _above_zero(row: dict) -> bool:
+    return row.get("gain_low", "") not in ("", None) and float(row["gain_low"]) > 0
+
+
+def seeds(snapshot: Path) -> list[str]:
+    """Mean ± standard deviation over seeds, per family and pipeline (`cnnzoo seeds`)."""
+    rows = read_csv(snapshot / "seeds.csv")
+    return _table(["result", "seeds", "mean ± std", "min", "max"],
+                  [[r["result"], r["seeds"], f"{float(r['mean']):.4f} ±{float(r['std']):.4f}",
+                    f"{float(r['min']):.4f}", f"{float(r['max']):.4f}"] for r in rows],
+                  ["---", "---:", "---:", "---:", "---:"])
+
+
+def other_pipelines(snapshot: Path) -> list[str]:
+    """Segmentation, detection and verification against their baselines, with 95% intervals."""
+    def cell(record: dict, key: str) -> str:
+        ci = record.get(f"{key}_ci")
+        return f"{record[key]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+    body = []
+    if (snapshot / "segment.json").is_file():
+        seg = read_json(snapshot / "segment.json")
+        body.append(["segmentation (U-Net)", "test mean IoU", cell(seg, "mean_iou"), "—"])
+    if (snapshot / "detect.json").is_file():
+        det = read_json(snapshot / "detect.json")
+        body.append(["detection (YOLO v1-style)", "test mAP@0.5", cell(det, "map50"), "—"])
+    if (snapshot / "verify.json").is_file():
+        ver = read_json(snapshot / "verify.json")
+        for method, name in (("triplet", "verification (triplet embedding)"),
+                             ("binary", "verification (binary Siamese)")):
+            for key, label in (("auc", "ROC AUC"), ("eer", "EER (lower is better)"),
+                               ("tar_at_far_0.001", "TAR @ FAR 1e-3"),
+                               ("one_shot_accuracy", "one-shot accuracy")):
+                body.append([name, label, cell(ver[method], key),
+                             cell(ver["raw_pixels"], key)])
+    return _table(["pipeline", "metric", "value [95% CI]", "raw pixels [95% CI]"], body,
+                  ["---", "---", "---:", "---:"])
+
+
+TABLES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
+    "leaderboard": (leaderboard, ("leaderboard.csv",)),
+    "transfer": (transfer, ("leaderboard.csv",)),
+    "sweep": (sweep, ("sweep.csv",)),
+    "seeds": (seeds, ("seeds.csv",)),
+    "other-pipelines": (other_pipelines, ("segment.json", "detect.json", "verify.json")),
+}
+
+
+def render(name: str, snapshot: Path) -> str:
+    """Block `name`'s text: the table and the line that says which run it came from."""
+    if name not in TABLES:
+        raise KeyError(f"unknown docs table {name!r}; known: {', '.join(TABLES)}")
+    make, sources = TABLES[name]
+    provenance = read_json(snapshot / "provenance.json")
+    runs = sorted({_describe(provenance[s]) for s in sources if s in provenance})
+    origin = "; ".join(runs) or "no run recorded"
+    return "\n".join([*make(snapshot), "",
+                      f"<sub>Generated by `make docs-tables` from "
+                      f"{', '.join(f'`{SOURCES[s]}`' for s in sources if s in provenance)} "
+                      f"of {origin}.</sub>", ""])
+
+
+def _describe(record: dict) -> str:
+    return f"the run of {record['date']} on {record['host']} (commit {record['commit']})"
+
+
+def host() -> str:
+    """CPU model and core count: hosts of one type differ up to 2x, so the docs name theirs."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        model = found.group(1).strip() if found else model
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def _commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out or "unknown"
+
+
+def snapshot(root: Path) -> list[str]:
+    """Copy the run's result files that exist and changed into docs/results/, recording when,
+    where and at which commit; returns the names copied."""
+    target = root / SNAPSHOT
+    target.mkdir(parents=True, exist_ok=True)
+    prov_path = target / "provenance.json"
+    provenance = read_json(prov_path) if prov_path.is_file() else {}
+    copied = []
+    for name, source in SOURCES.items():
+        src, dst = root / source, target / name
+        if not src.is_file() or (dst.is_file() and dst.read_bytes() == src.read_bytes()):
+            continue
+        shutil.copyfile(src, dst)
+        provenance[name] = {"date": dt.date.today().isoformat(), "host": host(),
+                            "commit": _commit(root), "source": source}
+        copied.append(name)
+    write_json(prov_path, provenance)
+    return copied
+
+
+def update_docs(root: Path) -> list[str]:
+    """Rewrite every table block of README.md and docs/*.md from docs/results/; returns the
+    files changed."""
+    changed = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        new = BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), root / SNAPSHOT)
+                        + m.group(4), text)
+        if new != text:
+            write_text(doc, new)
+            changed.append(doc.relative_to(root).as_posix())
+    return changed
+
+
+def stale_blocks(root: Path) -> list[str]:
+    """`file: table` for every block that differs from what docs/results/ renders."""
+    stale = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for m in BLOCK.finditer(doc.read_text()):
+            if m.group("body") != render(m.group("name"), root / SNAPSHOT):
+                stale.append(f"{doc.relative_to(root).as_posix()}: {m.group('name')}")
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, default=Path("."), help="a checkout after a run")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite the docs from docs/results/ without copying the run's files")
+    args = p.parse_args(argv)
+    logs.setup()
+    root = args.root
+    if not args.render_only and not (root / SOURCES["leaderboard.csv"]).is_file():
+        log.error("no %s here: run `make run` first (or --render-only)", SOURCES["leaderboard.csv"])
+        return 1
+    copied = [] if args.render_only else snapshot(root)
+    changed = update_docs(root)
+    log.info("docs-tables: copied %s into %s; rewrote %s", ", ".join(copied) or "nothing",
+             SNAPSHOT, ", ".join(changed) or "nothing (already current)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The README's and docs' results tables are generated from docs/results/ (`make docs-tables`)."""
+
+import json
+
+from cnnzoo.reporting import docs_tables
+from cnnzoo.tools.sweep import to_csv as sweep_csv
+from tests.conftest import ROOT
+
+
+def test_every_table_in_the_docs_is_what_its_files_render():
+    blocks = [m.group("name") for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+              for m in docs_tables.BLOCK.finditer(doc.read_text())]
+    assert {"leaderboard", "transfer", "other-pipelines"} <= set(blocks)
+    assert docs_tables.stale_blocks(ROOT) == [], "run `make docs-tables` (or --render-only)"
+
+
+LEADERBOARD = ("arch,params,macs,tflite_int8_kb,acc_scratch,acc_probe,acc_keras,gain,acc_int8,"
+               "acc_scratch_low,acc_scratch_high,acc_keras_low,acc_keras_high,gain_low,gain_high\n"
+               "lenet5,61281,416100,65.4,0.8986,0.8236,0.9228,+0.0242,0.92,"
+               "0.8902,0.907,0.9154,0.93,0.0158,0.0326\n")
+
+
+def _project(tmp_path, leaderboard=LEADERBOARD):
+    (tmp_path / "reports").mkdir(exist_ok=True)
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    (tmp_path / "reports/leaderboard.csv").write_text(leaderboard)
+    (tmp_path / "README.md").write_text("# x\n\n<!-- table: leaderboard -->\nold\n<!-- /table -->\n")
+    (tmp_path / "docs/results.md").write_text("<!-- table: transfer -->\n<!-- /table -->\nend\n")
+
+
+def test_a_run_is_copied_with_its_provenance_and_the_blocks_rewritten(tmp_path):
+    _project(tmp_path)
+    assert docs_tables.main(["--root", str(tmp_path)]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "| lenet5 | 61,281 | 416,100 | 65.4 | 0.8986 ±0.0084 | 0.9228 ±0.0073 | " \
+           "+0.0242 [+0.0158, +0.0326] | 0.9200 |" in readme
+    assert "old" not in readme and readme.endswith("<!-- /table -->\n")
+    provenance = json.loads((tmp_path / "docs/results/provenance.json").read_text())
+    assert set(provenance) == {"leaderboard.csv"} and provenance["leaderboard.csv"]["host"]
+    assert f"of the run of {provenance['leaderboard.csv']['date']} on " in readme
+    assert "| lenet5 | 0.8986 ±0.0084 | 0.8236 |" in (tmp_path / "docs/results.md").read_text()
+    assert docs_tables.stale_blocks(tmp_path) == []
+
+    # A new run's numbers: the docs are stale until the tables are generated again.
+    _project(tmp_path, LEADERBOARD.replace("0.9228", "0.9301"))
+    assert docs_tables.snapshot(tmp_path) == ["leaderboard.csv"]
+    assert docs_tables.stale_blocks(tmp_path) == ["README.md: leaderboard", "docs/results.md: transfer"]
+    docs_tables.update_docs(tmp_path)
+    assert docs_tables.stale_blocks(tmp_path) == [] and docs_tables.snapshot(tmp_path) == []
+
+
+def test_sweep_table_counts_the_gains_whose_interval_is_above_zero(tmp_path):
+    rows = [{"labels_per_class": n, "arch": a, "scratch": 0.8, "linear_probe": 0.7,
+             "fine_tuned": 0.85, "gain": 0.05, "fine_tuned_low": 0.84, "fine_tuned_high": 0.86,
+             "gain_low": low, "gain_high": 0.06}
+            for n in (5, 20) for a, low in (("lenet5", 0.01), ("nin", -0.01))]
+    (tmp_path / "sweep.csv").write_text(sweep_csv(rows))
+    (tmp_path / "provenance.json").write_text("{}")
+    table = docs_tables.render("sweep", tmp_path)
+    assert "| lenet5 | 0.850 ±0.010, +0.050 [+0.010, +0.060] |" in table
+    assert "| transfer > scratch (interval above 0) | 1 of 2 | 1 of 2 |" in table
