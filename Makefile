@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep promote test test-fast ui tracking-server bench lint clean docs-images \
+.PHONY: setup run sizes sweep seeds promote test test-fast ui tracking-server bench lint clean docs-images \
 	docs-tables
 
 setup: $(STAMP)
@@ -36,6 +36,12 @@ sizes: setup
 LABELS ?= 5 20 100 1000
 sweep: setup
 	@$(BIN)/cnnzoo sweep --labels $(LABELS)
+
+# The spread over seeds (after `make run`): task B's and the other pipelines' stages at SEEDS
+# seeds as DVC experiments; reports/seeds.csv (mean, std, range). PRETRAIN=1 retrains task A too.
+SEEDS ?= 3
+seeds: setup
+	@$(BIN)/cnnzoo seeds $(SEEDS) $(if $(PRETRAIN),--pretrain)
 
 # Ship ARCH's export in the workspace (e.g. after `dvc exp apply <experiment>`): a new version of
 # cnnzoo-mobile, tagged with its data and metrics, and the @mobile alias. Experiments never do this.

@@ -87,6 +87,22 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(args: argparse.Namespace) -> int:
+    """Reruns task B's stages and the other pipelines' training at N seeds as DVC experiments
+    (the data, scenes and task-A networks stay the params file's unless --pretrain), then
+    writes reports/seeds.csv: mean, standard deviation and range per family and pipeline."""
+    from cnnzoo import config
+    from cnnzoo.tools.seeds import run_seeds
+
+    logs.setup()
+    try:
+        run_seeds(args.n, params_path=args.params, pretrain=args.pretrain)
+    except (config.ConfigError, RuntimeError, ValueError) as err:
+        print(f"seeds failed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     """Pre-processes PNG/JPEG files (any size, colour or grey) as in training (model.json) and
     prints the top-k labels with probabilities."""
@@ -281,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--no-restore", action="store_true",
                    help="leave the workspace at the last budget (skips rerunning the default)")
+    sd = _command(sub, _seeds, "seeds",
+                  help="the spread over seeds: task B's and the other pipelines' stages at N "
+                  "seeds (dvc exp run), then reports/seeds.csv")
+    sd.add_argument("n", type=int, help="how many seeds (base.seed, base.seed + 1, ...)")
+    sd.add_argument("--pretrain", action="store_true", help="retrain the task-A networks too")
+    sd.add_argument("--params", default="params.yaml")
     pr = _command(sub, _predict, "predict",
                   help="run an exported .tflite or .keras model on image files")
     pr.add_argument("model", help="a .tflite or .keras file, e.g. exports/mobilenet_v2/"
@@ -328,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.func not in (_check, _sample_folder, _sweep):
+    if args.func not in (_check, _sample_folder, _sweep, _seeds):
         # TensorFlow's C++ side announces oneDNN and the CPU's instructions through absl before
         # it reads any log level, once per library it loads: kept for DEBUG, not for the user.
         with logs.native_output("TensorFlow import"):

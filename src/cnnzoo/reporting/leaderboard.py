@@ -331,7 +331,7 @@ def _cell(key: str, row: dict) -> str:
     low, high = float(low), float(high)
     if key == "gain":
         return f"{value} [{low:+.4f}, {high:+.4f}]"
-    return f"{value} ±{(high - low) / 2:.4f}"
+    return f"{float(value):.4f} ±{(high - low) / 2:.4f}"
 
 
 def to_markdown(rows: list[dict], title: str) -> str:

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -74,35 +75,56 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def exp_runs(settings: list[dict], stages: list[str], *, params_path: str,
+             on_done: Callable[[dict], None], single: bool = False) -> None:
+    """`dvc exp run -S key=value ... STAGES` once per entry of `settings` (each a {key: value}
+    dict), calling `on_done(setting)` after each while its results are in the workspace. Every
+    setting is validated before the first one trains; the params file is restored byte for byte
+    afterwards, even on failure. `single`: only STAGES, not the stages they depend on (`-s`)."""
+    params_file = Path(params_path)
+    original = params_file.read_text()
+    raw = yaml.safe_load(original)
+    for setting in settings:
+        changed = {**raw}
+        for key, value in setting.items():
+            section, name = key.split(".")
+            changed[section] = {**raw.get(section, {}), name: value}
+        config.parse(changed, f"{params_path} with " + ", ".join(f"{k}={v}" for k, v in setting.items()))
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnzoo-exp-"))
+        env = {**os.environ, **stack.enter_context(warm.launcher(tmp))}  # as in `cnnzoo run`
+        stack.callback(params_file.write_text, original)
+        for setting in settings:
+            log.info("dvc exp run %s", " ".join(f"-S {k}={v}" for k, v in setting.items()))
+            cmd = [sys.executable, "-m", "dvc", "exp", "run",
+                   *(a for k, v in setting.items() for a in ("-S", f"{k}={v}")),
+                   *(["-s"] if single else []), *stages]
+            if subprocess.run(cmd, env=env).returncode != 0:
+                raise RuntimeError(f"`{' '.join(cmd[2:])}` failed (its output is above)")
+            on_done(setting)
+
+
 def run_sweep(labels: list[int], *, params_path: str = "params.yaml",
               metrics_dir: str = "metrics", csv_path: str = "reports/sweep.csv",
               plot_path: str = "plots/sweep.png", restore: bool = True) -> list[dict]:
     from cnnzoo.reporting.figures import label_sweep_plot
 
-    params_file = Path(params_path)
-    original = params_file.read_text()
-    params = config.load(params_file)
+    params = config.load(params_path)
     default = params.data.labels_per_class
-    raw = yaml.safe_load(original)
-    for n in labels:  # every budget is valid before the first one trains
-        config.parse({**raw, "data": {**raw.get("data", {}), "labels_per_class": n}},
-                     f"{params_path} with data.labels_per_class={n}")
-    rows: list[dict] = []
     order = ([default] if default in labels else []) + [n for n in labels if n != default]
     if restore and order[-1] != default:
         order.append(default)
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnzoo-sweep-"))
-        env = {**os.environ, **stack.enter_context(warm.launcher(tmp))}  # as in `cnnzoo run`
-        stack.callback(params_file.write_text, original)
-        for i, n in enumerate(order):
-            log.info("sweep: labels_per_class=%d (dvc exp run)", n)
-            cmd = [sys.executable, "-m", "dvc", "exp", "run", "-S", f"data.labels_per_class={n}",
-                   *STAGES]
-            if subprocess.run(cmd, env=env).returncode != 0:
-                raise RuntimeError(f"`{' '.join(cmd[2:])}` failed (its output is above)")
-            if n in labels and n not in order[:i]:
-                rows += collect(params.base.archs, Path(metrics_dir), n)
+    rows: list[dict] = []
+    done: set[int] = set()
+
+    def collect_budget(setting: dict) -> None:
+        n = setting["data.labels_per_class"]
+        if n in labels and n not in done:
+            rows.extend(collect(params.base.archs, Path(metrics_dir), n))
+            done.add(n)
+
+    exp_runs([{"data.labels_per_class": n} for n in order], list(STAGES),
+             params_path=params_path, on_done=collect_budget)
     rows.sort(key=lambda r: (r["labels_per_class"], params.base.archs.index(r["arch"])))
     write_text(csv_path, to_csv(rows))
     label_sweep_plot(rows, plot_path)
