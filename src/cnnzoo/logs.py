@@ -37,6 +37,9 @@ def setup(default: str | None = None) -> None:
     lvl = os.environ.get(LEVEL_ENV, default or "INFO").upper()
     logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    # A second call sets the level (basicConfig alone would not): `cnnzoo` starts quiet, and the
+    # commands that report as they go (sweep, seeds) turn INFO on.
+    logging.getLogger().setLevel(lvl)
     if lvl == "DEBUG":
         return
     # MLflow and alembic log every migration step on a fresh store, and TensorFlow's Python logger
