@@ -1,6 +1,8 @@
 """Seeds as an experiment: the stages rerun, the per-seed numbers and their spread."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,7 @@ def test_only_the_training_stages_rerun_at_each_seed_and_the_default_comes_back(
     ran = []
 
     def fake_dvc(cmd, env):  # records the dvc command lines instead of training
+        assert env["PATH"].startswith(str(Path(sys.executable).parent))  # this env's python
         ran.append(cmd[3:])
         return type("Done", (), {"returncode": 0})()
 

@@ -92,7 +92,10 @@ def exp_runs(settings: list[dict], stages: list[str], *, params_path: str,
         config.parse(changed, f"{params_path} with " + ", ".join(f"{k}={v}" for k, v in setting.items()))
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnzoo-exp-"))
-        env = {**os.environ, **stack.enter_context(warm.launcher(tmp))}  # as in `cnnzoo run`
+        # As in `cnnzoo run`: stages forked warm, and their `python` is this environment's,
+        # activated or not (a bare `.venv/bin/cnnzoo sweep` would run them with the system's).
+        env = {**os.environ, **stack.enter_context(warm.launcher(tmp)),
+               "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
         stack.callback(params_file.write_text, original)
         for setting in settings:
             log.info("dvc exp run %s", " ".join(f"-S {k}={v}" for k, v in setting.items()))
