@@ -88,3 +88,15 @@ def test_one_shot_trials_give_the_gallery_average():
     correct, probed = verification.one_shot_trials(sim, y, galleries=4, seed=0)
     assert probed.sum() == 4 * 27
     assert verification.one_shot_accuracy(sim, y, 4, 0) == correct.sum() / probed.sum()
+
+
+def test_mlflow_gets_every_number_and_each_interval_as_two():
+    from cnnzoo.tracking.client import metric_values
+
+    record = {"test_accuracy": np.float32(0.5), "train_images": np.int64(500), "epochs": 3,
+              **intervals.accuracy_record(np.array([True, False, True, True])),
+              "classes": ["a", "b"], "flag": True, "nan": float("nan")}
+    logged = metric_values(record)
+    assert logged.keys() == {"test_accuracy", "train_images", "epochs",
+                             "test_accuracy_ci_low", "test_accuracy_ci_high"}
+    assert logged["train_images"] == 500.0 and logged["test_accuracy"] == 0.75

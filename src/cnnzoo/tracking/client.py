@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import logging
+import numbers
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -96,6 +97,19 @@ def is_chief() -> bool:
     return kind == "worker" and int(task.get("index", 0)) == 0
 
 
+def metric_values(metrics: Mapping) -> dict[str, float]:
+    """What MLflow gets of a stage's results: its finite numbers (numpy's too), and a 95% interval
+    (a `*_ci` [low, high] pair) as `*_ci_low` and `*_ci_high`; anything else (names, per-class
+    dicts, per-item bits) stays in the JSON."""
+    values = {}
+    for k, v in metrics.items():
+        if k.endswith("_ci") and isinstance(v, list | tuple) and len(v) == 2:
+            values.update({f"{k}_low": v[0], f"{k}_high": v[1]})
+        elif isinstance(v, numbers.Real) and not isinstance(v, bool):
+            values[k] = v
+    return {k: float(v) for k, v in values.items() if np.isfinite(float(v))}
+
+
 class Run:
     """A guarded handle on one MLflow run: every call degrades to a warning on failure."""
 
@@ -122,18 +136,9 @@ class Run:
         self._guard("log_params", mlflow.log_params, flat)
 
     def log_metrics(self, metrics: Mapping, step: int | None = None) -> None:
-        """The numbers of `metrics`; a 95% interval (a `*_ci` [low, high] pair) as `*_ci_low` and
-        `*_ci_high`; anything else (names, per-class dicts, per-item bits) stays in the JSON."""
         import mlflow
 
-        numbers = {}
-        for k, v in metrics.items():
-            if k.endswith("_ci") and isinstance(v, list | tuple) and len(v) == 2:
-                numbers.update({f"{k}_low": v[0], f"{k}_high": v[1]})
-            elif isinstance(v, int | float) and not isinstance(v, bool):
-                numbers[k] = v
-        clean = {k: float(v) for k, v in numbers.items() if np.isfinite(float(v))}
-        self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
+        self._guard("log_metrics", mlflow.log_metrics, metric_values(metrics), step=step)
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         import mlflow
