@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cnnzoo import logs
 from cnnzoo.files import read_csv, read_json, write_json, write_text
+from cnnzoo.reporting.leaderboard import interval_cell
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,6 @@ SOURCES = {
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
-def _ci(row: dict, key: str, digits: int = 4, sign: bool = False) -> str:
-    """A cell: `row[key]` and its 95% interval from `<key>_low`/`<key>_high` (± half of it for
-    accuracies, the bounds for differences, whose sign is the point)."""
-    value, low, high = (row.get(f"{key}{end}", "") for end in ("", "_low", "_high"))
-    fmt = f"{'+' if sign else ''}.{digits}f"
-    if low in ("", None) or high in ("", None):
-        return format(float(value), fmt)
-    if sign:
-        return f"{float(value):{fmt}} [{float(low):{fmt}}, {float(high):{fmt}}]"
-    return f"{float(value):{fmt}} ±{(float(high) - float(low)) / 2:.{digits}f}"
-
-
 def _table(head: list[str], rows: list[list[str]], align: str) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|",
             *("| " + " | ".join(r) + " |" for r in rows)]
@@ -65,17 +54,20 @@ def leaderboard(snapshot: Path) -> list[str]:
     rows = read_csv(snapshot / "leaderboard.csv")
     return _table(["architecture", "params", "MACs/image", "int8 file (KB)", "from scratch",
                    "fine-tuned", "gain (paired 95% CI)", "int8 TFLite"],
-                  [[r["arch"], f"{int(r['params']):,}", f"{int(r['macs']):,}",
-                    r["tflite_int8_kb"], _ci(r, "acc_scratch"), _ci(r, "acc_keras"),
-                    _ci(r, "gain", sign=True), _ci(r, "acc_int8")] for r in rows],
+                  [[r["arch"], f"{int(r['params']):,}", f"{int(r['macs']):,}", r["tflite_int8_kb"],
+                    *_cells(r, "acc_scratch", "acc_keras", "gain", "acc_int8")] for r in rows],
                   ["---"] + ["---:"] * 7)
+
+
+def _cells(row: dict, *keys: str) -> list[str]:
+    return [interval_cell(row, k, sign=k == "gain") for k in keys]
 
 
 def transfer(snapshot: Path) -> list[str]:
     rows = read_csv(snapshot / "leaderboard.csv")
     return _table(["arch", "scratch", "linear probe", "fine-tuned", "gain (paired 95% CI)"],
-                  [[r["arch"], _ci(r, "acc_scratch"), _ci(r, "acc_probe"), _ci(r, "acc_keras"),
-                    _ci(r, "gain", sign=True)] for r in rows],
+                  [[r["arch"], *_cells(r, "acc_scratch", "acc_probe", "acc_keras", "gain")]
+                   for r in rows],
                   ["---"] + ["---:"] * 4)
 
 
@@ -86,7 +78,8 @@ def sweep(snapshot: Path) -> list[str]:
     archs = list(dict.fromkeys(r["arch"] for r in rows))
     cell = {(r["arch"], int(r["labels_per_class"])): r for r in rows}
     head = ["arch", *(f"{n} labels/class: fine-tuned, gain" for n in budgets)]
-    body = [[a, *(f"{_ci(cell[a, n], 'fine_tuned', 3)}, {_ci(cell[a, n], 'gain', 3, sign=True)}"
+    body = [[a, *(f"{interval_cell(cell[a, n], 'fine_tuned', 3)}, "
+                  f"{interval_cell(cell[a, n], 'gain', 3, sign=True)}"
                   if (a, n) in cell else "not run" for n in budgets)] for a in archs]
     wins = ["transfer > scratch (interval above 0)",
             *(f"{sum(_above_zero(cell[a, n]) for a in archs if (a, n) in cell)} of "

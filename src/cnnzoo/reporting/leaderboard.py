@@ -319,19 +319,27 @@ def headlines(metrics_dir: Path, pipelines: list[str] | tuple[str, ...] = PIPELI
     return lines
 
 
+def interval_cell(row: dict, key: str, digits: int = 4, sign: bool = False) -> str:
+    """`row[key]` with its 95% interval from `<key>_low`/`<key>_high` (rows as collected or read
+    back from CSV): ± half of it for an accuracy, the bounds for a difference (`sign`), whose
+    sign is the point."""
+    value, low, high = (row.get(f"{key}{end}", "") for end in ("", "_low", "_high"))
+    fmt = f"{'+' if sign else ''}.{digits}f"
+    if low in ("", None) or high in ("", None):
+        return format(float(value), fmt)
+    if sign:
+        return f"{float(value):{fmt}} [{float(low):{fmt}}, {float(high):{fmt}}]"
+    return f"{float(value):{fmt}} ±{(float(high) - float(low)) / 2:.{digits}f}"
+
+
 def _cell(key: str, row: dict) -> str:
-    """A column's cell: counts with thousands separators, an accuracy as value ± half its 95%
-    interval, the transfer gain with its paired interval (whether it excludes zero matters)."""
+    """A column's cell: counts with thousands separators, the `INTERVALS` with theirs."""
     value = row.get(key, "")
     if key in ("params", "macs") and str(value).isdigit():
         return f"{int(value):,}"
-    low, high = row.get(f"{key}_low", ""), row.get(f"{key}_high", "")
-    if low == "" or high == "":
-        return str(value)
-    low, high = float(low), float(high)
-    if key == "gain":
-        return f"{value} [{low:+.4f}, {high:+.4f}]"
-    return f"{float(value):.4f} ±{(high - low) / 2:.4f}"
+    if key in INTERVALS and value != "":
+        return interval_cell(row, key, sign=key == "gain")
+    return str(value)
 
 
 def to_markdown(rows: list[dict], title: str) -> str:

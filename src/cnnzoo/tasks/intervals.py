@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Callable
 
 import numpy as np
 
@@ -42,10 +41,10 @@ def percentile_interval(values: np.ndarray) -> list[float]:
     return [float(low), float(high)]
 
 
-def mean_interval(values: np.ndarray, w: np.ndarray | None = None) -> list[float]:
+def mean_interval(values: np.ndarray) -> list[float]:
     """The interval of the mean of per-item `values` (accuracy from 0/1 correctness)."""
     values = np.asarray(values, np.float64)
-    w = weights(len(values)) if w is None else w
+    w = weights(len(values))
     return percentile_interval(w @ values / w.sum(axis=1))
 
 
@@ -56,13 +55,6 @@ def paired_interval(a: np.ndarray, b: np.ndarray) -> list[float]:
     if a.shape != b.shape:
         raise ValueError(f"paired interval: {a.shape} and {b.shape} are not the same test items")
     return mean_interval(a - b)
-
-
-def statistic_interval(stat: Callable[[np.ndarray], float], n: int,
-                       resamples: int = RESAMPLES) -> list[float]:
-    """The interval of any `stat(item_weights (n,)) -> float`, called once per resample (for
-    metrics that are not a weighted mean: mean IoU, mAP, AUC)."""
-    return percentile_interval([stat(row) for row in weights(n, resamples)])
 
 
 def pack(correct: np.ndarray) -> dict:
@@ -82,7 +74,3 @@ def accuracy_record(correct: np.ndarray, key: str = "test_accuracy") -> dict:
     correct = np.asarray(correct, bool)
     return {key: float(correct.mean()), f"{key}_ci": mean_interval(correct),
             f"{key}_correct": pack(correct)}
-
-
-def half_width(ci: list[float] | None) -> float | None:
-    return None if ci is None else (ci[1] - ci[0]) / 2
