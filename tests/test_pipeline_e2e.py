@@ -534,26 +534,31 @@ def test_rerunning_under_another_hash_seed_leaves_dvc_status_clean(ran):
 
 
 def _changed_by(root, env, path: str) -> set[str]:
-    """The stages `dvc status` says `path`'s edit put out of date (its own changed deps)."""
+    """The stages `dvc status` says an edit under `path` put out of date (their changed deps)."""
     status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, env=env,
                             capture_output=True, text=True, timeout=300)
     assert status.returncode == 0, status.stderr[-2000:]
     return {stage for stage, entries in json.loads(status.stdout or "{}").items()
-            if any(path in e.get("changed deps", {}) for e in entries if isinstance(e, dict))}
+            if any(dep.startswith(path) for e in entries if isinstance(e, dict)
+                   for dep in e.get("changed deps", {}))}
 
 
 def test_editing_the_shared_training_code_puts_every_training_stage_out_of_date(ran):
     """The cache knows its code: an edit to the helpers every training stage runs (not to a
-    stage's own module) makes `dvc status` list all of them, and none that does not run it."""
+    stage's own module) is the `code` stage's changed dep; once it runs, the fingerprints it
+    changed put exactly the stages that run the file out of date, and none that does not."""
     root, env, _ = ran
     shared = root / "src/cnnzoo/stages/training.py"
     original = shared.read_bytes()
     assert not _changed_by(root, env, "src/cnnzoo/stages/training.py")
     try:
         shared.write_bytes(original + b"\n# an edit\n")
-        changed = _changed_by(root, env, "src/cnnzoo/stages/training.py")
+        assert _changed_by(root, env, "src/cnnzoo/stages/training.py") == {"code"}
+        assert repro(root, env, "--single-item", "code").returncode == 0
+        changed = _changed_by(root, env, "data/code/")
     finally:
         shared.write_bytes(original)
+        assert repro(root, env, "--single-item", "code").returncode == 0
     trained = {f"{s}@{a}" for s in ("pretrain", "transfer", "finetune", "scratch")
                for a in ("lenet5", "mobilenet_v2")}
     trained |= {"augment_effect", "segment@unet", "segment_evaluate@unet", "segment_export@unet",
@@ -561,7 +566,7 @@ def test_editing_the_shared_training_code_puts_every_training_stage_out_of_date(
                 "detect_export@yolo_v1", "verify@siamese", "verify_pairs@siamese",
                 "verify_evaluate@siamese", "verify_export@siamese"}
     assert changed == trained  # scenes and the evaluations share their pipeline's script
-    assert not _changed_by(root, env, "src/cnnzoo/stages/training.py")
+    assert not _changed_by(root, env, "data/code/")
 
 
 def test_a_fresh_clone_pulls_the_outputs_from_a_dvc_remote_and_trains_nothing(ran, tmp_path):

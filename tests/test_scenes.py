@@ -107,3 +107,29 @@ def test_missing_mask_and_missing_folder(tmp_path):
         load_folder_pairs(folder_cfg(tmp_path / "nowhere"), 0, 0.2, 0.2)
     with pytest.raises(ValueError, match="needs path .* and classes"):
         SegmentDataConfig(source="folder", path=os.path.relpath(tmp_path))
+
+
+def test_validation_and_test_scenes_do_not_depend_on_the_training_budget(monkeypatch):
+    """Two train_scenes budgets give the same validation and test scenes (their results compare
+    on the same items), and a seed gives the same scenes twice."""
+    from types import SimpleNamespace
+
+    from cnnzoo.config import DataConfig
+    from cnnzoo.data import scenes
+
+    x, y = items(n_classes=3, per_class=20, size=6)
+    raw = SimpleNamespace(x_train=x, y_train=y, x_test=x[::2], y_test=y[::2],
+                          class_names=["a", "b", "c"])
+    monkeypatch.setattr(scenes, "load_source", lambda data, cache_dir: raw)
+
+    def generate(train_scenes, seed=1):
+        cfg = SegmentDataConfig(canvas=16, train_scenes=train_scenes, val_scenes=5, test_scenes=7)
+        return scenes.generate_scenes(DataConfig(), cfg, seed, "unused")[0]
+
+    small, large = generate(10), generate(40)
+    assert len(small["train"][0]) == 10 and len(large["train"][0]) == 40
+    for split in ("val", "test"):
+        for a, b in zip(small[split], large[split], strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(generate(10)["train"][0], small["train"][0])
+    assert not np.array_equal(generate(10, seed=2)["test"][0], small["test"][0])

@@ -102,10 +102,13 @@ def generate_scenes(data: DataConfig, cfg: SegmentDataConfig, seed: int,
     val_idx, train_idx = order[:n_val], order[n_val:]
     test_idx = _stratified(raw.y_test, rng)
     splits = {}
-    for name, (x, y, idx) in {"train": (raw.x_train, raw.y_train, train_idx),
-                              "val": (raw.x_train, raw.y_train, val_idx),
-                              "test": (raw.x_test, raw.y_test, test_idx)}.items():
-        splits[name] = compose(x[idx], y[idx], getattr(cfg, f"{name}_scenes"), cfg, rng)
+    for i, (name, (x, y, idx)) in enumerate({"train": (raw.x_train, raw.y_train, train_idx),
+                                             "val": (raw.x_train, raw.y_train, val_idx),
+                                             "test": (raw.x_test, raw.y_test, test_idx)}.items()):
+        # Each split composes from its own stream, so the validation and test scenes stay the
+        # same when train_scenes changes (results of two budgets compare on the same scenes).
+        own = np.random.default_rng([seed, i])
+        splits[name] = compose(x[idx], y[idx], getattr(cfg, f"{name}_scenes"), cfg, own)
     return splits, [BACKGROUND, *raw.class_names]
 
 
