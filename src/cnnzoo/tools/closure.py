@@ -1,8 +1,8 @@
 """The project files a Python file runs, found by reading its imports (no import is executed):
 what a DVC stage's script depends on. The `code` stage writes each script's fingerprint (the
 hashes of those files) to data/code/<script>.json, and each stage depends on its script's
-fingerprint: one dep instead of ~17 files, because DVC rewrites the whole dvc.lock after every
-stage (with every stage's files listed, 2.4 s per stage). `python -m cnnzoo.tools.closure
+fingerprint: one dep instead of ~17 files, which halves dvc.lock (DVC rewrites all of it after
+every stage). `python -m cnnzoo.tools.closure
 pipelines/<stage>.py` prints the code deps of a script (the `code` stage lists their union)."""
 
 from __future__ import annotations
