@@ -533,6 +533,15 @@ def test_rerunning_under_another_hash_seed_leaves_dvc_status_clean(ran):
         assert "Data and pipelines are up to date" in status.stdout, status.stdout[-3000:]
 
 
+def test_a_stage_in_its_own_process_loads_a_saved_network(ran):
+    """Plain `dvc repro` runs every stage in a process of its own (no `cnnzoo run` launcher with
+    the project's modules imported): segment_evaluate still loads the U-Net, whose fused
+    BatchNorm layers Keras finds only once cnnzoo.models has registered them."""
+    root, env, _ = ran
+    out = repro(root, env, "--force", "--single-item", "segment_evaluate@unet")
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
 def _changed_by(root, env, path: str) -> set[str]:
     """The stages `dvc status` says an edit under `path` put out of date (their changed deps)."""
     status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, env=env,

@@ -35,6 +35,11 @@ def run_stage(fn: Callable[..., object], **kwargs) -> None:
     progress.stage_started(name)
     try:
         params = config.load(params_path)
+        # Registers the project's Keras layers (FusedBatchNormalization, ...) so that any stage
+        # can load_model() a saved network; a stage forked by `cnnzoo run` has them already,
+        # one in its own process (plain `dvc repro`) did not: segment_evaluate failed there.
+        import cnnzoo.models  # noqa: F401
+
         if prepare := getattr(fn, "prepare", None):  # a training stage (stages/training.py)
             prepare(params, name, kwargs)
         began = time.time()
