@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -32,16 +33,16 @@ def _code_deps(name: str) -> list[str]:
 def test_a_stage_depends_on_its_scripts_fingerprint_and_no_code_file(name):
     script = _script(name)
     assert script in SCRIPTS, f"{name}: the code stage does not fingerprint {script}"
-    assert _code_deps(name) == [f"data/code/{script[10:-3]}.json"]
+    assert _code_deps(name) == [f"data/code/{Path(script).stem}.json"]
 
 
 def test_the_code_stage_depends_on_exactly_what_the_scripts_run():
-    listed = [d for d in CODE["deps"]]
+    listed = CODE["deps"]
     expected = {d for s in [*SCRIPTS, "pipelines/fingerprint.py"] for d in as_deps(closure(ROOT / s))}
     assert sorted(listed) == sorted(expected), (
         f"code: missing {sorted(expected - set(listed))}, not run {sorted(set(listed) - expected)}; "
         "`python -m cnnzoo.tools.closure pipelines/<script>.py` prints a script's deps")
-    assert CODE["outs"] == [f"data/code/{s[10:-3]}.json" for s in SCRIPTS]
+    assert CODE["outs"] == [f"data/code/{Path(s).stem}.json" for s in SCRIPTS]
 
 
 def test_sizes_lists_its_code_files_because_its_outputs_live_in_git():

@@ -115,4 +115,6 @@ def fingerprint(script: Path) -> dict:
 
 if __name__ == "__main__":
     for script in sys.argv[1:]:
-        print(f"{script}:", *(f"  - {d}" for d in as_deps(closure(ROOT / script))), sep="\n")
+        # The list to read or paste, not a log line: plain standard output.
+        sys.stdout.write("\n".join([f"{script}:", *(f"  - {d}" for d in
+                                                    as_deps(closure(ROOT / script)))]) + "\n")
