@@ -52,6 +52,43 @@ def test_grouped_conv_matches_keras(stride, groups):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_grouped_conv_trains_where_tf_has_no_grouped_gradient(monkeypatch):
+    """On a CPU whose kernels cannot back-propagate TF's grouped conv2d, the layer falls back to
+    Keras' own computation: same output, and it trains."""
+    from cnnzoo.models import kernels
+
+    x = np.random.default_rng(3).normal(size=(2, 5, 5, 4)).astype(np.float32)
+    layer = GroupedConv2D(4, 3, padding="same", groups=2)
+    layer.build(x.shape)
+    fast = layer(x).numpy()
+    monkeypatch.setattr(kernels, "grouped_gradients_supported", lambda: False)
+    out, dx, dkernel, _bias, *_ = _step(layer, x)
+    np.testing.assert_allclose(out, fast, rtol=1e-4, atol=1e-4)
+    assert np.abs(dx).sum() > 0 and np.abs(dkernel).sum() > 0
+
+
+def test_this_cpu_trains_grouped_convolutions_with_tf_kernels():
+    """cnnzoo turns oneDNN on before TensorFlow loads (cnnzoo/__init__.py): without it an
+    AVX2-only CPU has no grouped-convolution gradient and ResNeXt falls back to the slow path."""
+    import os
+
+    from cnnzoo.models import kernels
+
+    if os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0":
+        pytest.skip("TF_ENABLE_ONEDNN_OPTS=0 set by hand: TF's CPU kernels may lack it")
+    assert kernels.grouped_gradients_supported()
+
+
+def test_grouped_gradient_probe_runs_when_first_asked_inside_a_traced_step():
+    from cnnzoo.models import kernels
+
+    kernels.grouped_gradients_supported.cache_clear()
+    model = keras.Sequential([keras.Input((5, 5, 4)), GroupedConv2D(4, 3, groups=2)])
+    model.compile("sgd", "mse")
+    model.train_on_batch(np.ones((2, 5, 5, 4), np.float32), np.zeros((2, 3, 3, 4), np.float32))
+    assert kernels.grouped_gradients_supported.cache_info().currsize == 1
+
+
 def test_lrn_training_kernel_matches_its_inference_graph():
     rng = np.random.default_rng(2)
     x = np.abs(rng.normal(size=(2, 3, 3, 7)) * 20).astype(np.float32)  # post-ReLU activations

@@ -178,7 +178,7 @@ def test_own_data_recipe_on_real_digits_leaves_what_ships_alone(default_project)
     board = report[:report.index("## Accuracy against cost")]
     assert "| lenet5 |" in board and "| resnet20 |" in board and "| mobilenet_v2 |" not in board
     headline = json.loads((root / "reports/headline.json").read_text())
-    assert set(headline) == {"lenet5", "resnet20", "verify"}
+    assert set(headline) == {"lenet5", "resnet20", "vgg11", "verify"}
 
     shown = outputs["dvc exp show"].stdout
     assert max(len(line) for line in shown.splitlines()) <= 200, shown

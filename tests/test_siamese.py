@@ -77,7 +77,46 @@ def test_embedding_converts_to_int8_tflite():
     assert convert.float_ops(files["int8"]) == {}
 
 
-@pytest.mark.parametrize("dim", [0, -3])
-def test_bad_embedding_dimension(dim):
-    with pytest.raises(ValueError, match="embedding dimension must be >= 1"):
-        tower(dim)
+def test_bad_embedding_dimension():
+    with pytest.raises(ValueError, match="embedding dimension must be >= 0"):
+        tower(-3)
+
+
+def test_embedding_without_projection_is_the_layer_normalised():
+    clf = create_model("lenet5", input_shape=(32, 32, 1), num_classes=5)
+    backbone = siamese.backbone_from("lenet5", (32, 32, 1), clf, "s4_pool")
+    emb = siamese.embedding_model(backbone, 0)
+    x = np.random.default_rng(3).random((4, 32, 32, 1), dtype=np.float32)
+    raw = backbone.predict(x, verbose=0)
+    assert emb.output_shape == (None, 400) and "projection" not in [lyr.name for lyr in emb.layers]
+    np.testing.assert_allclose(emb.predict(x, verbose=0),
+                               raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
+def test_pair_head_starts_as_minus_the_l1_distance():
+    pairs = siamese.pair_model(tower())
+    a, b = np.random.default_rng(4).random((2, 5, 32, 32, 1), dtype=np.float32)
+    ea, eb = (siamese.tower(pairs).predict(v, verbose=0) for v in (a, b))
+    np.testing.assert_allclose(pairs.predict([a, b], verbose=0)[:, 0],
+                               -np.abs(ea - eb).sum(axis=1), rtol=1e-4, atol=1e-5)
+
+
+def test_instance_views_pair_each_image_with_a_shifted_flipped_view_of_itself():
+    import tensorflow as tf
+
+    from cnnzoo.stages.verify import instance_views
+
+    rng = np.random.default_rng(5)
+    x = rng.random((6, 12, 12, 1), dtype=np.float32)
+    views, ids = next(iter(instance_views(
+        tf.data.Dataset.from_tensor_slices((x, np.zeros(6, np.int32))).batch(6), seed=7)))
+    views, ids = views.numpy(), ids.numpy()
+    assert views.shape == (12, 12, 12, 1) and ids.tolist() == [*range(6), *range(6)]
+
+    def is_view_of(v, img):  # some flip and shift of up to 2 pixels (zeros shifted in)
+        padded = [np.pad(f, ((2, 2), (2, 2), (0, 0))) for f in (img, img[:, ::-1])]
+        return any(np.array_equal(v, p[r:r + 12, c:c + 12]) for p in padded
+                   for r in range(5) for c in range(5))
+
+    assert all(is_view_of(views[k], x[k % 6]) for k in range(12))
+    assert not is_view_of(views[0], x[1])

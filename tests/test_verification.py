@@ -43,7 +43,11 @@ def test_similarities_match_brute_force():
     brute_d = -np.array([[np.linalg.norm(a - c) for c in e] for a in e])
     brute_w = np.array([[np.abs(a - c) @ w + b for c in e] for a in e])
     np.testing.assert_allclose(verification.distance_similarity(e), brute_d, atol=1e-5)
-    np.testing.assert_allclose(verification.weighted_l1_similarity(e, w, b, block=3), brute_w, atol=1e-5)
+    np.testing.assert_allclose(verification.weighted_l1_similarity(e, w, b, rows=3), brute_w, atol=1e-5)
+    # Wide embeddings go through the cache-sized buffer a few columns at a time (here 4 of 7).
+    wide, ww = rng.random((7, 20000), dtype=np.float32), rng.random(20000, dtype=np.float32)
+    np.testing.assert_allclose(verification.weighted_l1_similarity(wide, ww, b, rows=3),
+                               np.abs(wide[:, None] - wide[None]) @ ww + b, rtol=1e-5)
     pairs = verification.Pairs.from_matrix(brute_d, np.array([0, 0, 1, 1, 2, 2, 2]))
     assert len(pairs.scores) == 21 and pairs.genuine.sum() == 1 + 1 + 3
 

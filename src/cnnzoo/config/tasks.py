@@ -109,11 +109,18 @@ class VerifyConfig(_Section):
     # The backbone layer that feeds the projection (spatial maps are flattened): `features` is
     # the classifier's own feature vector; an earlier layer keeps more of the image's layout.
     layer: str = "features"
-    embedding_dim: int = Field(64, ge=2)
+    # The projection's width; 0 = none: the layer's flattened map, L2-normalised, is the
+    # embedding (a projection learnt from task A's few classes discards what unseen ones need).
+    embedding_dim: int = Field(64, ge=0)
     margin: float = Field(0.5, gt=0)
-    # Virtual identities: every training image is rotated by k x 90 degrees, k drawn at random
-    # from range(rotations), and (class, k) is its identity (1 = off). Five task-A classes alone
-    # teach an embedding little that carries over to unseen classes (docs/other-pipelines.md).
+    # Who counts as one identity in the triplet loss. instance: every training image, seen as
+    # two randomly shifted and flipped views (as many identities per step as images, none of
+    # them a task-A class); class: task A's classes x `rotations`. Task A has five classes: an
+    # embedding taught to tell those apart forgets what tells unseen ones apart.
+    identities: Literal["instance", "class"] = "instance"
+    # Virtual identities (identities: class, and the binary variant's pairs): every training
+    # image is rotated by k x 90 degrees, k drawn at random from range(rotations), and (class, k)
+    # is its identity (1 = off).
     rotations: Literal[1, 2, 4] = 4
     train: TrainConfig = TrainConfig(epochs=2, batch_size=64, learning_rate=0.001,
                                      label_smoothing=0.0, augment=True)

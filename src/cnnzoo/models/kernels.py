@@ -13,6 +13,8 @@ the benchmark's plain-Keras reference uses it to train what a 40-line script wou
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 from keras import layers
@@ -59,10 +61,29 @@ class GroupedConv2D(layers.Conv2D):
     fast = True
 
     def convolution_op(self, inputs, kernel):
-        if not self.fast or self.groups == 1 or self.data_format != "channels_last":
+        if (not self.fast or self.groups == 1 or self.data_format != "channels_last"
+                or not grouped_gradients_supported()):
             return super().convolution_op(inputs, kernel)
         return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
                             dilations=self.dilation_rate, data_format="NHWC")
+
+
+@functools.cache
+def grouped_gradients_supported() -> bool:
+    """Whether TF's grouped `conv2d` has gradients here. Without oneDNN (TF_ENABLE_ONEDNN_OPTS=0,
+    or TensorFlow imported before cnnzoo on a CPU without AVX-512) the CPU kernels raise
+    "Gradients for grouped convolutions are not supported on CPU"; then Keras' slower grouped
+    convolution, which trains everywhere, is used. Probed once, on the two gradient ops."""
+    try:
+        with tf.init_scope():  # eagerly, also when first called while a training step traces
+            kernel, grad = tf.ones((3, 3, 2, 4)), tf.ones((1, 3, 3, 4))  # 4 channels, 2 groups
+            tf.raw_ops.Conv2DBackpropInput(input_sizes=[1, 3, 3, 4], filter=kernel,
+                                           out_backprop=grad, strides=[1, 1, 1, 1], padding="SAME")
+            tf.raw_ops.Conv2DBackpropFilter(input=grad, filter_sizes=[3, 3, 2, 4],
+                                            out_backprop=grad, strides=[1, 1, 1, 1], padding="SAME")
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+        return False
+    return True
 
 
 def use_stock_kernels(model: keras.Model) -> int:

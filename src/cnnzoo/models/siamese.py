@@ -4,7 +4,7 @@ Schroff et al. 2015, "FaceNet").
 Two weight-sharing towers map images to embeddings f(x); d(x1, x2) = ||f(x1) - f(x2)|| says how
 alike two images are, so identities never seen in training are recognised from one example.
 
-- `embedding_model`: any registered classifier's feature extractor (the `features` layer) + a
+- `embedding_model`: any registered classifier's feature extractor (a layer's map) + an optional
   linear projection + L2 normalisation, trained with the triplet loss (cnnzoo.training.losses).
 - `pair_model`: the binary variant, y = sigmoid(sum_k w_k |f(x1)_k - f(x2)_k| + b), a learned
   weighting of the embeddings' absolute difference, trained with binary cross-entropy on pairs.
@@ -39,11 +39,13 @@ def backbone_from(arch: str, input_shape: tuple[int, ...], init: keras.Model | N
 
 
 def embedding_model(backbone: keras.Model, dim: int, name: str = "siamese_embedding") -> keras.Model:
-    if dim < 1:
-        raise ValueError(f"embedding dimension must be >= 1, got {dim}")
+    """backbone -> a linear projection to `dim` (none when `dim` is 0) -> L2 normalisation."""
+    if dim < 0:
+        raise ValueError(f"embedding dimension must be >= 0 (0: no projection), got {dim}")
     inputs = keras.Input(shape=backbone.input_shape[1:], name="input")
     x = backbone(inputs)
-    x = layers.Dense(dim, dtype="float32", name="projection")(x)
+    if dim:
+        x = layers.Dense(dim, dtype="float32", name="projection")(x)
     outputs = L2Normalization(dtype="float32", name=EMBEDDING)(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -53,7 +55,11 @@ def pair_model(embedding: keras.Model, name: str = "siamese_pairs") -> keras.Mod
     shape = embedding.input_shape[1:]
     a, b = keras.Input(shape=shape, name="first"), keras.Input(shape=shape, name="second")
     diff = AbsoluteDifference(name="abs_difference")([embedding(a), embedding(b)])
-    return keras.Model([a, b], layers.Dense(1, dtype="float32", name=HEAD)(diff), name=name)
+    # The weights start at -1: before training the logit is minus the L1 distance, which already
+    # ranks pairs by how alike their embeddings are; training reweights the dimensions.
+    head = layers.Dense(1, dtype="float32", kernel_initializer=keras.initializers.Constant(-1.0),
+                        name=HEAD)
+    return keras.Model([a, b], head(diff), name=name)
 
 
 def tower(pairs: keras.Model) -> keras.Model:

@@ -35,11 +35,25 @@ def distance_similarity(emb: np.ndarray) -> np.ndarray:
     return -np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (e @ e.T), 0.0))
 
 
-def weighted_l1_similarity(emb: np.ndarray, w: np.ndarray, b: float, block: int = 128) -> np.ndarray:
-    """sum_k w_k |e_ik - e_jk| + b for all pairs: the binary Siamese head's logit."""
-    e, w = emb.astype(np.float32), w.reshape(-1).astype(np.float32)
-    rows = [np.abs(e[r:r + block, None, :] - e[None, :, :]) @ w for r in range(0, len(e), block)]
-    return np.concatenate(rows) + np.float32(b)
+def weighted_l1_similarity(emb: np.ndarray, w: np.ndarray, b: float, rows: int = 8) -> np.ndarray:
+    """sum_k w_k |e_ik - e_jk| + b for all pairs: the binary Siamese head's logit.
+
+    No matrix product computes it, so it goes `rows` x `cols` pairs at a time through one
+    buffer of about 1 MB that stays in the CPU's cache: 2,000 4,096-d embeddings take ~10 s
+    this way, 74 s with (rows, N, D) temporaries that do not fit."""
+    e, w = emb.reshape(len(emb), -1).astype(np.float32), w.reshape(-1).astype(np.float32)
+    n, d = e.shape
+    cols = max(1, (1 << 18) // (rows * d))
+    out = np.empty((n, n), np.float32)
+    buf = np.empty((rows, cols, d), np.float32)
+    for r in range(0, n, rows):
+        a = e[r:r + rows, None, :]
+        for c in range(0, n, cols):
+            t = buf[:len(a), :min(cols, n - c)]
+            np.subtract(a, e[None, c:c + cols], out=t)
+            np.abs(t, out=t)
+            out[r:r + rows, c:c + cols] = t @ w
+    return out + np.float32(b)
 
 
 def roc(pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
