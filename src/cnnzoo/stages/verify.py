@@ -74,17 +74,10 @@ def instance_views(ds, seed: int):
     return ds.map(two)
 
 
-def _pair_auc(scores: np.ndarray, genuine: np.ndarray) -> float:
-    from cnnzoo.tasks import verification
-
-    pairs = verification.Pairs(scores.astype(np.float64), genuine)
-    return verification.auc(*verification.roc(pairs)[:2])
-
-
 def _val_auc(similarity: np.ndarray, y: np.ndarray) -> float:
     from cnnzoo.tasks import verification
 
-    return verification.auc(*verification.roc(verification.Pairs.from_matrix(similarity, y))[:2])
+    return verification.roc_auc(verification.Pairs.from_matrix(similarity, y))
 
 
 @trains("prepared", "augmented", "init")
@@ -168,6 +161,7 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
     import keras
 
     from cnnzoo.models import siamese
+    from cnnzoo.tasks import verification
     from cnnzoo.training import loop
 
     cfg, seed = params.verify, params.base.seed
@@ -199,7 +193,8 @@ def verify_pairs(params: Params, *, prepared: str, init: str | None, out: str, m
         # distance, far below 0, and evaluation picks its threshold on validation images.
         logits = model.predict(_pair_dataset(x_val, val_pairs, 256, training=False, seed=seed,
                                              rotations=1), verbose=0)[:, 0]
-        result = {"val_pair_auc": _pair_auc(logits, val_pairs[-1][:, 0] > 0.5),
+        scored = verification.Pairs(logits.astype(np.float64), val_pairs[-1][:, 0] > 0.5)
+        result = {"val_pair_auc": verification.roc_auc(scored),
                   "pairs_per_epoch": cfg.pairs_per_epoch}
         finish(model, run, out=out, metrics=metrics, history=history, result=result)
     log.info("verify_pairs %s: task-A validation pair AUC %.4f", cfg.backbone,

@@ -75,6 +75,11 @@ def auc(far: np.ndarray, tar: np.ndarray) -> float:
     return float(np.trapezoid(tar, far))
 
 
+def roc_auc(pairs: Pairs) -> float:
+    """`auc` of `pairs`' ROC curve."""
+    return auc(*roc(pairs)[:2])
+
+
 def eer(far: np.ndarray, tar: np.ndarray) -> float:
     """Equal error rate: where the false-accept rate equals the false-reject rate (1 - TAR),
     linearly interpolated between the two ROC points around the crossing."""

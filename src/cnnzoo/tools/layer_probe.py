@@ -41,8 +41,7 @@ def _auc(emb: np.ndarray, y: np.ndarray) -> float:
 
     e = emb.reshape(len(emb), -1).astype(np.float64)
     e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
-    pairs = verification.Pairs.from_matrix(verification.distance_similarity(e), y)
-    return verification.auc(*verification.roc(pairs)[:2])
+    return verification.roc_auc(verification.Pairs.from_matrix(verification.distance_similarity(e), y))
 
 
 def probe(model, arch: str, seen: tuple[np.ndarray, np.ndarray],
