@@ -136,7 +136,15 @@ def test_pipelines_are_a_choice_checked_against_each_other():
     raw["pipelines"] = {"segment": ["unet"], "detect": [], "verify": []}
     raw["base"]["archs"] = ["lenet5"]
     raw["detect"]["backbone"] = raw["verify"]["backbone"] = "resnet20"
+    raw["segment"]["encoder"] = "lenet5"
     assert config.parse(raw).pipelines.selected() == ["classify", "segment"]
+    raw["segment"]["encoder"] = "vgg11"  # read by the segment stage, whatever segment.init
+    with pytest.raises(config.ConfigError, match="segment.encoder 'vgg11' is not in base.archs"):
+        config.parse(raw)
+    raw["segment"]["init"] = "plain"
+    with pytest.raises(config.ConfigError, match="segment.encoder 'vgg11' is not in base.archs"):
+        config.parse(raw)
+    raw["segment"]["encoder"] = "lenet5"
     raw["pipelines"]["verify"] = ["siamese"]
     with pytest.raises(config.ConfigError, match="verify.init 'pretrain'.*resnet20"):
         config.parse(raw)

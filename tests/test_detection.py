@@ -49,8 +49,9 @@ def test_ground_truth_and_targets():
     assert detection.encode(shared, GRID, CLASSES)[0, 0, 0, 5:].tolist() == [1, 0, 0]
 
 
-def reference_loss(y_true, y_pred, lc=5.0, ln=0.5):
-    """Section 2.2 of Redmon et al., written out cell by cell and box by box."""
+def reference_loss(y_true, y_pred, lc=5.0, ln=0.5, class_loss="squared"):
+    """Section 2.2 of Redmon et al., written out cell by cell and box by box (`crossentropy`:
+    the class term as − Σ p log p̂)."""
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     total = np.zeros(len(y_true))
     for n in range(len(y_true)):
@@ -77,7 +78,10 @@ def reference_loss(y_true, y_pred, lc=5.0, ln=0.5):
                         total[n] += ln * q[4] ** 2
                 if t[0]:
                     e = np.exp(p[5 * BOXES:] - p[5 * BOXES:].max())
-                    total[n] += np.sum((e / e.sum() - t[5:]) ** 2)
+                    if class_loss == "crossentropy":
+                        total[n] -= np.sum(t[5:] * np.log(e / e.sum()))
+                    else:
+                        total[n] += np.sum((e / e.sum() - t[5:]) ** 2)
     return total
 
 
@@ -88,6 +92,18 @@ def test_yolo_loss_matches_the_papers_sum_written_out():
     np.testing.assert_allclose(np.asarray(loss(target, pred.astype(np.float32))),
                                reference_loss(target, pred), rtol=1e-4)
     assert np.asarray(loss(target, perfect_outputs(target))).max() < 0.01
+
+
+def test_cross_entropy_class_term_matches_its_sum_written_out():
+    target = detection.encode(detection.ground_truth(scene_boxes(), 40, 0.5), GRID, CLASSES)
+    pred = np.random.default_rng(1).normal(size=(2, GRID, GRID, BOXES * 5 + CLASSES))
+    loss = detection.YoloLoss(GRID, BOXES, class_loss="crossentropy", reduction=None)
+    np.testing.assert_allclose(np.asarray(loss(target, pred.astype(np.float32))),
+                               reference_loss(target, pred, class_loss="crossentropy"), rtol=1e-4)
+    assert np.asarray(loss(target, perfect_outputs(target))).max() < 0.01
+    assert detection.YoloLoss.from_config(loss.get_config()).class_loss == "crossentropy"
+    with pytest.raises(ValueError, match="class_loss must be"):
+        detection.YoloLoss(class_loss="hinge")
 
 
 def test_perfect_outputs_decode_to_the_truth_and_score_ap_1():

@@ -52,6 +52,32 @@ def test_unet_is_a_segmentation_model_not_a_classifier():
         create_model("unet", input_shape=(64, 64, 1), num_classes=3, padding="full")
 
 
+def test_encoder_form_skips_the_classifiers_maps_and_takes_its_weights(tmp_path):
+    """TernausNet-style: the contracting path is VGG-11's, a skip connection from its last map
+    at each resolution; a saved classifier's layers are copied in by name."""
+    from cnnzoo.training.backbones import copy_matching
+
+    vgg = {"width": 0.125, "fc_units": 16, "batch_norm": True}
+    model = create_model("unet", input_shape=(32, 32, 1), num_classes=4, depth=3, width=4,
+                         padding="same", batch_norm=True, encoder="vgg11", encoder_settings=vgg)
+    assert model.output_shape == (None, 32, 32, 4)
+    for level, source in enumerate(["block1_conv1_relu", "block2_conv1_relu",
+                                    "block3_conv2_relu"], start=1):
+        assert model.get_layer(f"up{level}_concat").input[0] is model.get_layer(source).output
+    assert model.get_layer("up3_upconv").input is model.get_layer("block4_conv2_relu").output
+    assert "block5_conv1" not in [lyr.name for lyr in model.layers]  # below the bottom: unused
+    classifier = create_model("vgg11", input_shape=(32, 32, 1), num_classes=5, **vgg)
+    classifier.save(tmp_path / "vgg.keras")
+    assert copy_matching(model, str(tmp_path / "vgg.keras")) == 12  # 6 convolutions, 6 BN
+    for name in ("block1_conv1", "block4_conv2_bn"):
+        for a, b in zip(model.get_layer(name).get_weights(),
+                        classifier.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"resnet20 has no map of size \[4\].*lower the depth"):
+        create_model("unet", input_shape=(32, 32, 1), num_classes=4, depth=3, padding="same",
+                     encoder="resnet20", encoder_settings={"width": 0.25})
+
+
 def test_lecture_transposed_convolution_example():
     stride1 = transposed_conv_example(1)
     np.testing.assert_array_equal(stride1, [[6, 21, 12, 0], [11, 20, 60, 20],

@@ -86,6 +86,11 @@ class Params(_Section):
             raise ValueError(f"verify.init 'pretrain' starts from pretrain@{self.verify.backbone}, "
                              f"but {self.verify.backbone!r} is not in base.archs; add it or set "
                              "verify.init: scratch")
+        if self.pipelines.segment and self.segment.encoder not in self.base.archs:
+            raise ValueError(f"segment.encoder {self.segment.encoder!r} is not in base.archs: the "
+                             f"segment stage reads pretrain@{self.segment.encoder} (even with "
+                             "segment.init scratch or plain); add it or pick one of "
+                             f"{', '.join(self.base.archs)}")
         if (self.pipelines.detect and self.detect.init == "pretrain"
                 and self.detect.backbone not in self.base.archs):
             raise ValueError(f"detect.init 'pretrain' starts from pretrain@{self.detect.backbone}, "

@@ -69,8 +69,18 @@ class SegmentConfig(_SceneTask):
     task = ("segment", "segmentation")
     data: SegmentDataConfig = SegmentDataConfig()
     arch: str = "unet"
+    # U-Net's contracting path: a classifier's layers (TernausNet's pretrained encoder), from
+    # pretrain@<encoder> (pretrain) or at random (scratch); plain: the paper's own path. The
+    # encoder is pretrain@<encoder>'s file, a dependency of the stage, so it is in base.archs.
+    encoder: str = "vgg11"
+    init: Literal["pretrain", "scratch", "plain"] = "pretrain"
     train: TrainConfig = TrainConfig(epochs=4, batch_size=32, learning_rate=0.003,
                                      label_smoothing=0.0, augment=False)
+
+    @field_validator("encoder")
+    @classmethod
+    def _classifier(cls, encoder: str) -> str:
+        return BaseConfig._known_archs([encoder])[0]
 
 
 class DetectConfig(_SceneTask):
@@ -85,6 +95,8 @@ class DetectConfig(_SceneTask):
     layer: str | None = None  # the backbone map the head reads (None: its last spatial one)
     lambda_coord: float = Field(5.0, ge=0)  # the paper's loss weights
     lambda_noobj: float = Field(0.5, ge=0)
+    # The class term: the paper's squared error, or cross-entropy (YOLO v3 on).
+    class_loss: Literal["squared", "crossentropy"] = "squared"
     # Ground truth: items showing at least this share of their pixels (the rest are hidden).
     min_visible: float = Field(0.5, gt=0, le=1)
     score_threshold: float = Field(0.01, ge=0, lt=1)  # detections kept for mAP

@@ -12,6 +12,12 @@ Canonical (the paper's Figure 1): `depth=4, width=64, padding="valid", batch_nor
 level, so the encoder's features are centre-cropped before concatenation, as in the paper. The
 small-input form used by the pipeline pads instead (`padding="same"`, output size = input size),
 adds BatchNorm and narrows the channels (`width`).
+
+`encoder=<classifier>` takes the contracting path from a registered classifier instead (TernausNet,
+Iglovikov & Shvets 2018: U-Net with a VGG-11 encoder, whose ImageNet weights it starts from): the
+skip connections are the classifier's last map at each of the `depth` finer resolutions and the
+bottom its last map at 1/2**depth; the expanding path is U-Net's. Its layers keep the classifier's
+names, so a pretrained classifier's weights can be copied in (cnnzoo.stages.segment).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from keras import layers
 
 from cnnzoo.models.kernels import FusedBatchNormalization
-from cnnzoo.models.registry import register_model
+from cnnzoo.models.registry import create_model, register_model
 
 
 def _double_conv(x, filters: int, prefix: str, padding: str, batch_norm: bool):
@@ -43,10 +49,31 @@ def _crop_to(skip, target, name: str):
     return layers.Cropping2D(((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)), name=name)(skip)
 
 
+def encoder_maps(encoder: keras.Model, depth: int) -> list:
+    """The outputs of `encoder`'s last layer at each resolution 1, 1/2, ... 1/2**depth of its
+    input: the skip connections, then the bottom."""
+    size = encoder.input_shape[1]
+    last = {}
+    for layer in encoder.layers[1:]:
+        shape = layer.output.shape
+        if len(shape) == 4 and shape[1] is not None:
+            last[int(shape[1])] = layer
+    wanted = [size // 2 ** level for level in range(depth + 1)]
+    missing = [s for s in wanted if s not in last]
+    if missing or size % 2 ** depth:
+        raise ValueError(f"{encoder.name} has no map of size {missing or size / 2 ** depth} on a "
+                         f"{size}x{size} input (it has {sorted(last, reverse=True)}): U-Net's "
+                         f"depth {depth} needs one at each of {wanted}; lower the depth or use "
+                         "another encoder")
+    return [last[s].output for s in wanted]
+
+
 @register_model("unet", family="unet", task="segment")
 def build_unet(*, name: str, input_shape: tuple[int, ...], num_classes: int, depth: int = 4,
-               width: int = 64, padding: str = "valid", batch_norm: bool = False) -> keras.Model:
-    """`depth` poolings (levels below the first); `width` channels at the first level."""
+               width: int = 64, padding: str = "valid", batch_norm: bool = False,
+               encoder: str | None = None, encoder_settings: dict | None = None) -> keras.Model:
+    """`depth` poolings (levels below the first); `width` channels at the first level of the
+    expanding path (and of the contracting one, without an `encoder`)."""
     if depth < 1 or width < 1:
         raise ValueError(f"{name}: depth and width must be >= 1, got depth={depth}, width={width}")
     if padding not in ("same", "valid"):
@@ -56,13 +83,20 @@ def build_unet(*, name: str, input_shape: tuple[int, ...], num_classes: int, dep
     if padding == "same" and any(s % 2 ** depth for s in input_shape[:2]):
         raise ValueError(f"{name}: input_shape {input_shape} must be divisible by 2**depth = "
                          f"{2 ** depth} in height and width (depth={depth})")
-    inputs = keras.Input(shape=input_shape, name="input")
-    x, skips = inputs, []
-    for level in range(depth):
-        x = _double_conv(x, width * 2 ** level, f"down{level + 1}", padding, batch_norm)
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"down{level + 1}_pool")(x)
-    x = _double_conv(x, width * 2 ** depth, "bottom", padding, batch_norm)
+    if encoder is not None:
+        if padding != "same":
+            raise ValueError(f"{name}: an encoder's maps need padding 'same', got {padding!r}")
+        base = create_model(encoder, input_shape=input_shape, num_classes=2,
+                            **(encoder_settings or {}))
+        inputs, (*skips, x) = base.inputs, encoder_maps(base, depth)
+    else:
+        inputs = keras.Input(shape=input_shape, name="input")
+        x, skips = inputs, []
+        for level in range(depth):
+            x = _double_conv(x, width * 2 ** level, f"down{level + 1}", padding, batch_norm)
+            skips.append(x)
+            x = layers.MaxPooling2D(2, name=f"down{level + 1}_pool")(x)
+        x = _double_conv(x, width * 2 ** depth, "bottom", padding, batch_norm)
     for level in reversed(range(depth)):
         prefix = f"up{level + 1}"
         x = layers.Conv2DTranspose(width * 2 ** level, 2, strides=2, name=f"{prefix}_upconv")(x)

@@ -54,26 +54,11 @@ def _hp(params: Params) -> dict:
 
 def _build(params: Params, shape, n_classes: int, init: str | None):
     """The detector; with `detect.init: pretrain`, every backbone layer of pretrain@<backbone>
-    (same name and weight shapes: convolutions do not depend on the input size) copied in."""
-    import keras
+    copied in."""
+    from cnnzoo.training.backbones import create_from
 
-    from cnnzoo.models import create_model
-
-    model = create_model(params.detect.arch, input_shape=shape, num_classes=n_classes,
-                         **_hp(params))
-    if params.detect.init == "pretrain" and init:
-        source = keras.models.load_model(init)
-        copied = 0
-        for layer in model.layers:
-            try:
-                weights = source.get_layer(layer.name).get_weights()
-            except ValueError:
-                continue
-            if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
-                layer.set_weights(weights)
-                copied += 1
-        log.info("detect: %d layers start from %s", copied, init)
-    return model
+    return create_from(params.detect.arch, shape, n_classes, _hp(params),
+                       init if params.detect.init == "pretrain" else None)
 
 
 @trains("scenes", "init")
@@ -93,7 +78,8 @@ def detect(params: Params, *, scenes: str, init: str | None, out: str, metrics: 
                "init": init if cfg.init == "pretrain" else "scratch"}
     with stage_run("detect", cfg.arch, experiment=params.base.experiment, params=tracked) as run:
         run.log_dataset(x, _counts(truth), name="scenes", source=scenes, context="train")
-        objective = detection.objective(grid, boxes, len(names), cfg.lambda_coord, cfg.lambda_noobj)
+        objective = detection.objective(grid, boxes, len(names), cfg.lambda_coord, cfg.lambda_noobj,
+                                        cfg.class_loss)
         model = fit_arrays(lambda: _build(params, x.shape[1:], len(names), init), x, y, x_val,
                            y_val, cfg.train, params, objective=objective, history=history,
                            key=tracked, run=run, val_batch=64)

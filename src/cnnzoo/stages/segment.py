@@ -52,22 +52,40 @@ def _iou_scores(predict, x: np.ndarray, y: np.ndarray, names: list[str]) -> dict
     return segmentation.scores(segmentation.confusion(y, masks, len(names)), names)
 
 
-@trains("scenes")
-def segment(params: Params, *, scenes: str, out: str, metrics: str, history: str) -> None:
+def _hp(params: Params) -> dict:
+    """The segmentation model's settings: models.<arch>, and its encoder with the encoder's own
+    models.<encoder> unless `segment.init` is plain."""
+    cfg = params.segment
+    if cfg.init == "plain":
+        return params.model_kwargs(cfg.arch)
+    return {**params.model_kwargs(cfg.arch), "encoder": cfg.encoder,
+            "encoder_settings": params.model_kwargs(cfg.encoder)}
+
+
+def _build(params: Params, shape, n_classes: int, init: str | None):
+    """The model; with `segment.init: pretrain` its encoder's layers from pretrain@<encoder>."""
+    from cnnzoo.training.backbones import create_from
+
+    return create_from(params.segment.arch, shape, n_classes, _hp(params),
+                       init if params.segment.init == "pretrain" else None)
+
+
+@trains("scenes", "init")
+def segment(params: Params, *, scenes: str, init: str | None, out: str, metrics: str,
+            history: str) -> None:
     """Train the segmentation model (`segment.arch`, settings in `models.<arch>`) through the
     one training routine, with the per-pixel objective."""
-    from cnnzoo.models import create_model
     from cnnzoo.tasks.segmentation import SEGMENT
 
     cfg, arch = params.segment.train, params.segment.arch
     names = _meta(scenes)["classes"]
     (x, y), (x_val, y_val) = _load(scenes, "train"), _load(scenes, "val")
-    tracked = {"segment": cfg.model_dump(exclude={"per_arch"}), "model": params.model_kwargs(arch),
-               "seed": params.base.seed, "train_scenes": len(x), "classes": len(names)}
+    tracked = {"segment": cfg.model_dump(exclude={"per_arch"}), "model": _hp(params),
+               "seed": params.base.seed, "train_scenes": len(x), "classes": len(names),
+               "init": init if params.segment.init == "pretrain" else params.segment.init}
     with stage_run("segment", arch, experiment=params.base.experiment, params=tracked) as run:
         run.log_dataset(x, y, name="scenes", source=scenes, context="train")
-        model = fit_arrays(lambda: create_model(arch, input_shape=x.shape[1:],
-                                                num_classes=len(names), **params.model_kwargs(arch)),
+        model = fit_arrays(lambda: _build(params, x.shape[1:], len(names), init),
                            x, y, x_val, y_val, cfg, params, objective=SEGMENT, history=history,
                            key=tracked, run=run, val_batch=64)
         val = _iou_scores(lambda b: model.predict(b, verbose=0), x_val, y_val, names)

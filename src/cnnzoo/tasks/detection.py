@@ -13,6 +13,8 @@ of the cell's B predictions with the highest IoU with the truth):
   + Σ 1obj_ij (C − Ĉ)² + λnoobj Σ 1noobj_ij Ĉ² + Σ_i 1obj_i Σ_c (p(c) − p̂(c))²
 
 with C = IoU(prediction, truth) as the paper's confidence target, λcoord = 5, λnoobj = 0.5.
+`class_loss="crossentropy"` replaces the last term's squares with − Σ_c p(c) log p̂(c), as YOLO
+v3 and later do (their logistic form): near a wrong one-hot answer the squares' gradient vanishes.
 Predictions are squashed as in YOLO v2 (sigmoid offsets, √w, √h and confidence; softmax class
 probabilities) so every term stays in [0, 1]; the paper used linear outputs. A detection's score
 is confidence × class probability, the paper's class-specific confidence.
@@ -79,10 +81,14 @@ class YoloLoss(keras.losses.Loss):
     """The YOLO v1 loss of one image (see the module docstring); y_true from `encode`."""
 
     def __init__(self, grid: int = 7, boxes: int = 2, lambda_coord: float = 5.0,
-                 lambda_noobj: float = 0.5, name: str = "yolo_loss", **kwargs):
+                 lambda_noobj: float = 0.5, class_loss: str = "squared", name: str = "yolo_loss",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
+        if class_loss not in ("squared", "crossentropy"):
+            raise ValueError(f"class_loss must be 'squared' or 'crossentropy', got {class_loss!r}")
         self.grid, self.boxes = grid, boxes
         self.lambda_coord, self.lambda_noobj = lambda_coord, lambda_noobj
+        self.class_loss = class_loss
 
     def call(self, y_true, y_pred):
         ops = keras.ops
@@ -95,17 +101,24 @@ class YoloLoss(keras.losses.Loss):
         coord = ops.sum((xy - t_xy) ** 2 + (sq - t_sq) ** 2, axis=-1)
         per_box = (self.lambda_coord * resp * coord + resp * (conf - iou) ** 2
                    + self.lambda_noobj * (1.0 - resp) * conf ** 2)
-        per_cell = ops.sum(per_box, axis=-1) + obj * ops.sum((probs - y_true[..., 5:]) ** 2, -1)
+        if self.class_loss == "crossentropy":
+            log_probs = ops.log_softmax(y_pred[..., self.boxes * 5:], axis=-1)
+            classes = -ops.sum(y_true[..., 5:] * log_probs, axis=-1)
+        else:
+            classes = ops.sum((probs - y_true[..., 5:]) ** 2, axis=-1)
+        per_cell = ops.sum(per_box, axis=-1) + obj * classes
         return ops.sum(per_cell, axis=(1, 2))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "grid": self.grid, "boxes": self.boxes,
-                "lambda_coord": self.lambda_coord, "lambda_noobj": self.lambda_noobj}
+                "lambda_coord": self.lambda_coord, "lambda_noobj": self.lambda_noobj,
+                "class_loss": self.class_loss}
 
 
 def objective(grid: int, boxes: int, n_classes: int, lambda_coord: float,
-              lambda_noobj: float) -> Objective:
-    return Objective(loss=lambda cfg: YoloLoss(grid, boxes, lambda_coord, lambda_noobj),
+              lambda_noobj: float, class_loss: str = "squared") -> Objective:
+    return Objective(loss=lambda cfg: YoloLoss(grid, boxes, lambda_coord, lambda_noobj,
+                                               class_loss),
                      metrics=lambda model: [],
                      target=lambda model: np.zeros((1, grid, grid, 5 + n_classes), np.float32))
 

@@ -27,6 +27,36 @@ from cnnzoo.models import FEATURES, HEAD, get_entry
 log = logging.getLogger(__name__)
 
 
+def copy_matching(model: keras.Model, source: str) -> int:
+    """Copy into `model` every layer of the saved model `source` with the same name and weight
+    shapes (convolutions do not depend on the input size, so a classifier's layers serve a
+    detector or a U-Net on larger scenes). Returns how many layers were copied."""
+    start = keras.models.load_model(source)
+    copied = 0
+    for layer in model.layers:
+        try:
+            weights = start.get_layer(layer.name).get_weights()
+        except ValueError:
+            continue
+        if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            copied += 1
+    log.info("%s: %d layers start from %s", model.name, copied, source)
+    return copied
+
+
+def create_from(arch: str, shape, num_classes: int, settings: dict,
+                start: str | None) -> keras.Model:
+    """`arch` built with `settings` (a detector's backbone, a U-Net's encoder), the layers it
+    shares with the saved classifier `start` copied in (None: random weights)."""
+    from cnnzoo.models import create_model
+
+    model = create_model(arch, input_shape=shape, num_classes=num_classes, **settings)
+    if start:
+        copy_matching(model, start)
+    return model
+
+
 def backbone_name(model: keras.Model) -> str:
     return f"{model.name}_backbone"
 
