@@ -95,7 +95,7 @@ class DetectConfig(_SceneTask):
     layer: str | None = None  # the backbone map the head reads (None: its last spatial one)
     lambda_coord: float = Field(5.0, ge=0)  # the paper's loss weights
     lambda_noobj: float = Field(0.5, ge=0)
-    # The class term: the paper's squared error, or cross-entropy (YOLO v3 on).
+    # The class term: the paper's squared error, or softmax cross-entropy.
     class_loss: Literal["squared", "crossentropy"] = "squared"
     # Ground truth: items showing at least this share of their pixels (the rest are hidden).
     min_visible: float = Field(0.5, gt=0, le=1)

@@ -13,8 +13,9 @@ of the cell's B predictions with the highest IoU with the truth):
   + Σ 1obj_ij (C − Ĉ)² + λnoobj Σ 1noobj_ij Ĉ² + Σ_i 1obj_i Σ_c (p(c) − p̂(c))²
 
 with C = IoU(prediction, truth) as the paper's confidence target, λcoord = 5, λnoobj = 0.5.
-`class_loss="crossentropy"` replaces the last term's squares with − Σ_c p(c) log p̂(c), as YOLO
-v3 and later do (their logistic form): near a wrong one-hot answer the squares' gradient vanishes.
+`class_loss="crossentropy"` replaces the last term's squares with − Σ_c p(c) log p̂(c), the loss
+classifiers train with (YOLO v3 and later use its per-class logistic form): as p̂ of the true class
+goes to 0, the squares' gradient through the softmax vanishes and cross-entropy's does not.
 Predictions are squashed as in YOLO v2 (sigmoid offsets, √w, √h and confidence; softmax class
 probabilities) so every term stays in [0, 1]; the paper used linear outputs. A detection's score
 is confidence × class probability, the paper's class-specific confidence.
