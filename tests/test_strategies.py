@@ -208,3 +208,27 @@ def test_training_runs_whole_executions_of_the_epoch():
     from cnnzoo.training.loop import execution_steps
 
     assert [execution_steps(n) for n in (1, 7, 48, 50, 312, 313, 424)] == [1, 7, 16, 10, 13, 1, 8]
+
+
+def test_only_training_runs_several_steps_per_call(tmp_path):
+    """fit trains 4 steps per call (4 batch-end callbacks for 16 steps), but the model it returns,
+    and saves, predicts one batch per call: Keras' predict would unroll 4 forward passes into
+    one graph, with the same numbers."""
+    x, y = _toy_task(64, 1)
+    calls = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(batch)
+
+    ds = make_dataset(x, y, batch_size=16, num_classes=5)
+    model = fit(lambda: create_model("lenet5", input_shape=(32, 32, 1), num_classes=5), ds, ds,
+                TrainConfig(epochs=4, batch_size=16, bn_recalibration_batches=0),
+                BaseConfig(archs=["lenet5"]), history_csv=tmp_path / "h.csv",
+                backup_dir=tmp_path / "b", steps_per_epoch=4, callbacks=[Count()])
+    assert len(calls) == 4  # one call of 4 steps per epoch
+    assert model.steps_per_execution == 1
+    assert model.get_compile_config()["steps_per_execution"] == 1
+    single = model.predict(x, batch_size=8, verbose=0)
+    model.steps_per_execution, model.predict_function = 4, None
+    np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0), single)

@@ -170,6 +170,11 @@ def serve(path: str, parent: int | None = None, idle: float | None = None) -> No
                 importlib.import_module(name)
             except Exception as err:  # noqa: BLE001 - the stage will import it and report it
                 log.debug("warm launcher: not preloading %s (%s)", name, err)
+        with contextlib.suppress(Exception):  # an MLflow without it logs models all the same
+            # log_model checks a model's pinned requirements against a module -> package map of
+            # every installed distribution, built once per process (~1 s here): once for all.
+            from mlflow.utils import requirements_utils
+            requirements_utils._init_modules_to_packages_map()
     log.debug("warm launcher ready in %.1f s", time.monotonic() - started)
     listener.settimeout(1.0)
     last = time.monotonic()

@@ -254,7 +254,7 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
             loss=objective.loss(cfg),
             metrics=objective.metrics(model),
             jit_compile=distribute.jit_compile(base),
-            steps_per_execution=spe,
+            steps_per_execution=1,  # what the model keeps and saves; training sets spe below
         )
         if implicit or multi_worker:  # others get the same from Keras' own symbolic build
             _build_state(model, objective)
@@ -291,6 +291,11 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     log.info("training %s: %d epochs x %d steps, peak lr=%g (%s), %s trainable parameters",
              model.name, cfg.epochs, steps_per_epoch, cfg.learning_rate, cfg.schedule,
              f"{n_train:,}")
+    # Only fit runs `spe` steps per call. Keras' fit and evaluate loop over the steps in one
+    # graph, but its predict unrolls steps_per_execution copies of the forward pass into one
+    # graph (and again for a shorter last call): every later predict of a 16-step GoogLeNet
+    # traced 16 + 4 forward passes, ~10 s, in each stage that loaded it. The results are the same.
+    model.steps_per_execution = spe
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=cbs,
@@ -301,6 +306,8 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
             f"{model.name}: out of memory at batch size {cfg.batch_size}: lower the stage's "
             "batch_size in params.yaml (per_arch for one architecture), or on a GPU keep "
             f"base.mixed_precision on ({err.message.splitlines()[0][:200]})") from err
+    finally:
+        model.steps_per_execution = 1
     if calibration_ds is not None:
         n = recalibrate_batchnorm(model, calibration_ds, cfg.bn_recalibration_batches)
         if n:
