@@ -147,6 +147,41 @@ def test_an_absurd_learning_rate_stops_training_with_where_and_why(tmp_path):
     assert not (tmp_path / "h.csv").exists()
 
 
+def test_every_backup_counts_only_epochs_its_history_holds(tmp_path, monkeypatch):
+    """The epoch's history row is written before the backup that counts it (a kill between the
+    two once left a backup of epoch 1 with an empty history), and a backup whose history is
+    short of its epochs is discarded rather than resumed into a history with a row missing."""
+    from cnnzoo.training import loop
+
+    rows_at_save = []
+    save = loop.ThrottledBackup._save_model
+
+    def probe(self):
+        rows_at_save.append((self._current_epoch, len(
+            (tmp_path / "b/history.csv").read_text().splitlines()) - 1))
+        save(self)
+
+    monkeypatch.setattr(loop, "BACKUP_EVERY_S", 0.0)
+    monkeypatch.setattr(loop.ThrottledBackup, "_save_model", probe)
+    x, y = _toy_task(64, 1)
+    ds = make_dataset(x, y, batch_size=16, num_classes=5)
+    fit(lambda: create_model("lenet5", input_shape=(32, 32, 1), num_classes=5), ds, ds,
+        TrainConfig(epochs=2, batch_size=16, bn_recalibration_batches=0),
+        BaseConfig(archs=["lenet5"]), history_csv=tmp_path / "h.csv",
+        backup_dir=tmp_path / "b", steps_per_epoch=4)
+    assert rows_at_save == [(1, 1), (2, 2)]
+
+    state, csv = tmp_path / "k/state", tmp_path / "k/history.csv"
+    state.mkdir(parents=True)
+    (state / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    csv.write_bytes(b"epoch,loss\r\n0,1.5\r\n1,1.2\r\n2,1.1\r\n")
+    assert loop.resume_point(state, csv) == 2  # the row after the backup is trained again
+    assert csv.read_bytes() == b"epoch,loss\r\n0,1.5\r\n1,1.2\r\n"
+    (state / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    assert loop.resume_point(state, csv) == 0
+    assert not state.exists() and not csv.exists()
+
+
 class _Kill(keras.callbacks.Callback):
     """Stands in for SIGKILL in-process: stops `fit` in the middle of epoch `epoch` (1-based)."""
 

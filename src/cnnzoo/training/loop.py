@@ -186,11 +186,18 @@ def resume_point(state: Path, partial_csv: Path) -> int:
     those epochs: a killed run logged epochs after its last backup, and it trains them again."""
     meta = state / "training_metadata.json"
     done = int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+    rows = partial_csv.read_bytes().splitlines(keepends=True) if partial_csv.exists() else []
+    if done and len(rows) < 1 + done:
+        # The history would lack epochs the weights have seen (a backup written before its
+        # epoch's row, as the callbacks were once ordered): start over rather than ship it.
+        log.warning("discarding the backup in %s: it has %d epochs, its history %d", state.parent,
+                    done, max(len(rows) - 1, 0))
+        shutil.rmtree(state, ignore_errors=True)
+        done = 0
     if not done:
         partial_csv.unlink(missing_ok=True)
-    elif partial_csv.exists():
-        rows = partial_csv.read_bytes().splitlines(keepends=True)  # CSVLogger ends rows \r\n
-        with atomic_path(partial_csv) as tmp:
+    else:
+        with atomic_path(partial_csv) as tmp:  # CSVLogger ends rows \r\n: keep the bytes
             tmp.write_bytes(b"".join(rows[: 1 + done]))
     return done
 
@@ -281,8 +288,10 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
                         "start it over (results differ from an uninterrupted run)", model.name)
     cbs = [
         StopOnNonFinite(model.name),  # first: nothing after it sees a diverged epoch
-        ThrottledBackup(str(backup_dir / "state"), BACKUP_EVERY_S),
+        # The epoch's row before the backup that counts it: a kill between the two then leaves
+        # a row too many, which the resume cuts, never a backup whose history lacks a row.
         keras.callbacks.CSVLogger(str(partial_csv), append=True),  # append: survives a resume
+        ThrottledBackup(str(backup_dir / "state"), BACKUP_EVERY_S),
         *callbacks,
     ]
     if cfg.patience:
