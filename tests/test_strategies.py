@@ -7,8 +7,16 @@ import pytest
 from cnnzoo.config import BaseConfig, TrainConfig
 from cnnzoo.data.datasets import copies_dataset, make_dataset
 from cnnzoo.models import create_model
+from cnnzoo.stages.training import calibration_set
 from cnnzoo.training import backbones
-from cnnzoo.training.loop import ThrottledBackup, TrainingDiverged, fit, learning_rate, plan_epochs
+from cnnzoo.training.loop import (
+    ThrottledBackup,
+    TrainingDiverged,
+    fit,
+    learning_rate,
+    plan_epochs,
+    recalibrate_batchnorm,
+)
 
 
 def test_fine_tune_top_unfreezes_whole_blocks_by_name():
@@ -267,3 +275,39 @@ def test_only_training_runs_several_steps_per_call(tmp_path):
     single = model.predict(x, batch_size=8, verbose=0)
     model.steps_per_execution, model.predict_function = 4, None
     np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0), single)
+
+
+def test_batchnorm_statistics_can_come_from_unlabelled_pool_images():
+    """bn_recalibration_pool: task B's few labelled images are not all BatchNorm learns its
+    statistics from. The calibration set takes images without labels, and the moving statistics
+    become their plain average (not an exponential average that still remembers training)."""
+    rng = np.random.default_rng(0)
+    pool = rng.normal(120, 30, (640, 4)).clip(0, 255).astype(np.uint8)  # unit scale: /255
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(momentum=0.99)])
+    cfg = TrainConfig(epochs=1, batch_size=64, bn_recalibration_batches=10)
+    assert recalibrate_batchnorm(model, calibration_set(pool, None, cfg, seed=0), 10) == 1
+    bn = model.layers[0]
+    np.testing.assert_allclose(np.array(bn.moving_mean), pool.mean(0) / 255, atol=2e-3)
+    # The average of 10 batch variances of 64 images: each a little under the pool's.
+    np.testing.assert_allclose(np.array(bn.moving_variance), pool.var(0) / 255**2, rtol=0.1)
+
+
+def test_weight_ema_ends_training_on_the_averaged_weights(tmp_path):
+    """`ema` > 0: the model leaves fit with the optimizer's moving average of its weights, not
+    the last step's; ema 0 keeps the last step's (same seed, same batches)."""
+    x, y = _toy_task(128, 0)
+    weights = {}
+    for ema in (0.0, 0.9):
+        keras.utils.set_random_seed(0)
+        ds, steps = copies_dataset(x[None], y, batch_size=32, num_classes=5, seed=0)
+        model = fit(lambda: create_model("lenet5", input_shape=(32, 32, 1), num_classes=5), ds,
+                    make_dataset(x, y, batch_size=64, num_classes=5),
+                    TrainConfig(epochs=2, learning_rate=0.003, ema=ema, bn_recalibration_batches=0),
+                    BaseConfig(archs=["lenet5"]), history_csv=tmp_path / f"{ema}.csv",
+                    backup_dir=tmp_path / str(ema), steps_per_epoch=steps)
+        weights[ema] = [np.array(w) for w in model.trainable_weights]
+        if ema:
+            averages = model.optimizer._model_variables_moving_average  # Keras' EMA slots
+            for w, avg in zip(model.trainable_weights, averages, strict=True):
+                np.testing.assert_array_equal(np.array(w), np.array(avg))
+    assert not all(np.allclose(a, b) for a, b in zip(weights[0.0], weights[0.9], strict=True))

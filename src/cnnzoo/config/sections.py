@@ -159,6 +159,12 @@ class TrainConfig(_Section):
     # Batches of clean training images used to re-estimate BatchNorm statistics after training
     # (see train.recalibrate_batchnorm); 0 turns it off.
     bn_recalibration_batches: int = Field(30, ge=0)
+    # Task B: re-estimate them on images of the whole training pool, labels unused, instead of
+    # the few labelled ones (AdaBN, Li et al. 2016): 100 images give noisy statistics.
+    bn_recalibration_pool: bool = False
+    # Weight averaging: training ends on an exponential moving average of the weights with this
+    # momentum (Adam's use_ema); 0 = off. It steadies short, noisy few-label runs.
+    ema: float = Field(0.0, ge=0, lt=1)
     # Per-architecture overrides of the keys above, e.g. {lenet5: {epochs: 6}}: families differ
     # in how fast they learn and how many images per second they train on.
     per_arch: dict[str, dict[str, Any]] = Field(default_factory=dict)

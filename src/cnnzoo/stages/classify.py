@@ -47,19 +47,25 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fit(build: Callable, x, y, x_val, y_val, cfg: TrainConfig, params: Params, *, task: str,
-         k: int, augmented: str, history: str, key: dict, run: Run, calibrate: bool):
+         k: int, augmented: str, history: str, key: dict, run: Run, calibrate: bool,
+         pool: np.ndarray | None = None):
     """Train `build()` on (x, y) (augmented copies when cfg.augment), the epochs planned for the
     number of images. `calibrate` re-estimates the BatchNorm statistics that training updated
-    (from scratch, or fine-tuning with adapt_batchnorm; frozen layers are left alone)."""
+    (from scratch, or fine-tuning with adapt_batchnorm; frozen layers are left alone), on the
+    training images or, with cfg.bn_recalibration_pool, on `pool` (task B's unlabelled pool)."""
     from cnnzoo.data.datasets import make_dataset
 
     log_data(run, params, x, y, f"task {task.upper()}", "train")
     log_data(run, params, x_val, y_val, f"task {task.upper()}", "validation")
     seed = params.base.seed
     train = training_data(x, y, task=task, num_classes=k, cfg=cfg, augmented=augmented, seed=seed)
+    calibration = None
+    if calibrate:
+        on_pool = pool is not None and cfg.bn_recalibration_pool
+        calibration = calibration_set(pool, None, cfg, seed, k) if on_pool else calibration_set(
+            x, y, cfg, seed, k)
     return fit(build, train, make_dataset(x_val, y_val, batch_size=256, num_classes=k), cfg,
-               params, run, images=len(x), history=history, key=key,
-               calibration=calibration_set(x, y, cfg, seed, k) if calibrate else None)
+               params, run, images=len(x), history=history, key=key, calibration=calibration)
 
 
 def _finish(model, out: str, metrics: str, result: dict, run: Run, history: str,
@@ -179,7 +185,7 @@ def _train_b_from_scratch(params: Params, arch: str, data: TaskB, augmented: str
                                      **params.model_kwargs(arch)),
                 data.x, data.y, data.x_val, data.y_val, scratch_config(params, arch), params,
                 task="b", k=data.k, augmented=augmented, history=history, key=key, run=run,
-                calibrate=True)
+                calibrate=True, pool=data.pool)
 
 
 @trains("prepared", "augmented", "init")
@@ -211,7 +217,7 @@ def finetune(params: Params, *, arch: str, prepared: str, augmented: str, init: 
                 model = _fit(lambda: backbones.unfreeze(keras.models.load_model(init), top, adapt),
                              data.x, data.y, data.x_val, data.y_val, cfg, params, task="b",
                              k=data.k, augmented=augmented, history=history, key=tracked,
-                             run=run, calibrate=adapt)
+                             run=run, calibrate=adapt, pool=data.pool)
         _finish_b(f"finetune {arch} ({strategy})", model, data, out, metrics, run, history,
                   register={"name": f"cnnzoo-{arch}", "arch": arch, "classes": data.names,
                             "what": f"{arch} fine-tuned on task B ({strategy})",
@@ -258,7 +264,8 @@ def augment_effect(params: Params, *, prepared: str, augmented: str, metrics: st
                          data.x, data.y, data.x_val, data.y_val, cfg, params, task="b", k=data.k,
                          augmented=augmented, history=str(Path(plots) / f"{variant}.csv"),
                          key={"variant": variant, "arch": arch, "seed": seed,
-                              "model": params.model_kwargs(arch)}, run=run, calibrate=True)
+                              "model": params.model_kwargs(arch)}, run=run, calibrate=True,
+                         pool=data.pool)
             correct[variant] = predict_classes(model, data.x_test) == data.y_test
             result.update(accuracy_record(correct[variant], f"accuracy_{variant}"))
         result["delta"] = result["accuracy_with"] - result["accuracy_without"]

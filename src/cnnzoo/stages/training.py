@@ -73,7 +73,8 @@ def training_data(x, y, *, task: str, num_classes: int, cfg: TrainConfig, augmen
 @dataclass(frozen=True)
 class TaskB:
     """Task B's splits as the training stages see them: the first `labels_per_class` images
-    per class of the pool, the validation and the test split."""
+    per class of the pool, the validation and the test split, and the pool's images (their
+    labels unused: BatchNorm statistics, `bn_recalibration_pool`)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -83,6 +84,7 @@ class TaskB:
     y_test: np.ndarray
     names: list[str]
     image_shape: tuple[int, ...]
+    pool: np.ndarray
 
     @property
     def k(self) -> int:
@@ -95,20 +97,22 @@ def task_b(params: Params, prepared: str) -> TaskB:
 
     meta = load_meta(prepared)
     names = meta["task_b"]["names"]
-    x, y = first_labels(*load_split(prepared, "b_train"), params.data.labels_per_class,
-                        len(names))
+    pool, pool_labels = load_split(prepared, "b_train")
+    x, y = first_labels(pool, pool_labels, params.data.labels_per_class, len(names))
     return TaskB(x, y, *load_split(prepared, "b_val"), *load_split(prepared, "b_test"), names,
-                 tuple(meta["image_shape"]))
+                 tuple(meta["image_shape"]), pool)
 
 
-def calibration_set(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int,
+def calibration_set(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig, seed: int,
                     num_classes: int | None = None):
     """Clean training images to re-estimate BatchNorm statistics on after training: a seeded
-    random subset (no shuffle buffer to fill over all of x), `cfg.bn_recalibration_batches`."""
+    random subset (no shuffle buffer to fill over all of x), `cfg.bn_recalibration_batches`.
+    The statistics need no labels: `y` None (unlabelled images) stands in zeros."""
     from cnnzoo.data.datasets import make_dataset
 
     pick = np.random.default_rng(seed).permutation(len(x))
     pick = pick[: cfg.bn_recalibration_batches * cfg.batch_size]
+    y = np.zeros(len(x), np.int64) if y is None else y
     return make_dataset(x[pick], y[pick], batch_size=cfg.batch_size, num_classes=num_classes)
 
 

@@ -257,7 +257,10 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     with strategy.scope():
         model = build()
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate(cfg, cfg.epochs * steps_per_epoch)),
+            # With cfg.ema, Keras' fit ends by writing the averaged weights into the model
+            # (before the BatchNorm recalibration below, which then fits them).
+            optimizer=keras.optimizers.Adam(learning_rate(cfg, cfg.epochs * steps_per_epoch),
+                                            use_ema=cfg.ema > 0, ema_momentum=cfg.ema or 0.99),
             loss=objective.loss(cfg),
             metrics=objective.metrics(model),
             jit_compile=distribute.jit_compile(base),
@@ -297,9 +300,9 @@ def fit(build: Callable[[], keras.Model], train_ds: tf.data.Dataset, val_ds: tf.
     if cfg.patience:
         cbs.append(keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True))
     n_train = sum(int(p.numpy()) for p in map(tf.size, model.trainable_weights))
-    log.info("training %s: %d epochs x %d steps, peak lr=%g (%s), %s trainable parameters",
+    log.info("training %s: %d epochs x %d steps, peak lr=%g (%s%s), %s trainable parameters",
              model.name, cfg.epochs, steps_per_epoch, cfg.learning_rate, cfg.schedule,
-             f"{n_train:,}")
+             f", weight EMA {cfg.ema:g}" if cfg.ema else "", f"{n_train:,}")
     # Only fit runs `spe` steps per call. Keras' fit and evaluate loop over the steps in one
     # graph, but its predict unrolls steps_per_execution copies of the forward pass into one
     # graph (and again for a shorter last call): every later predict of a 16-step GoogLeNet
