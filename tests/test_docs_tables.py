@@ -59,3 +59,36 @@ def test_sweep_table_counts_the_gains_whose_interval_is_above_zero(tmp_path):
     table = docs_tables.render("sweep", tmp_path)
     assert "| lenet5 | 0.850 ±0.010, +0.050 [+0.010, +0.060] |" in table
     assert "| transfer > scratch (interval above 0) | 1 of 2 | 1 of 2 |" in table
+
+
+def _export_metrics(drop_int8: float) -> dict:
+    def variant(kb: float, drop: float) -> dict:
+        return {"size_bytes": kb * 1024, "drop": drop, "accuracy": 0.92 - drop,
+                "latency": {"1t_median_ms": 0.05, "2t_median_ms": 0.04}}
+    m = {v: variant(kb, d) for v, kb, d in (("float32", 243.5, 0.0), ("float16", 125.6, 0.0004),
+                                            ("dynamic_int8", 69.1, -0.0002),
+                                            ("int8", 65.4, drop_int8))}
+    del m["int8"]["latency"]["2t_median_ms"]  # as export.latency_threads: [1] would
+    return {**m, "int8_size_ratio": 3.72, "int8_scales": "per_tensor", "keras_accuracy": 0.92}
+
+
+def test_a_folder_source_is_copied_whole_and_renders_the_deployment_table(tmp_path):
+    """metrics/export/ holds one file per family: the snapshot copies the folder (again only
+    when a file changed), and the table names each family's largest drop and its variant."""
+    _project(tmp_path)
+    (tmp_path / "metrics/export").mkdir(parents=True)
+    (tmp_path / "metrics/export/lenet5.json").write_text(json.dumps(_export_metrics(0.0010)))
+    (tmp_path / "docs/deployment.md").write_text("<!-- table: deployment -->\n<!-- /table -->\n")
+    assert docs_tables.main(["--root", str(tmp_path)]) == 0
+    assert (tmp_path / "docs/results/export/lenet5.json").is_file()
+    table = (tmp_path / "docs/deployment.md").read_text()
+    assert ("| lenet5 | 243.5 | 125.6 | 69.1 | 65.4 | 3.7× | per-tensor | 0.9200 | +0.0010 (int8) "
+            "| 0.050 / – | 0.050 |") in table
+    assert "from `metrics/export` of the run of" in table
+    assert docs_tables.snapshot(tmp_path) == []  # nothing changed
+
+    (tmp_path / "metrics/export/lenet5.json").write_text(json.dumps(_export_metrics(0.0001)))
+    assert docs_tables.snapshot(tmp_path) == ["export"]
+    assert docs_tables.stale_blocks(tmp_path) == ["docs/deployment.md: deployment"]
+    docs_tables.update_docs(tmp_path)
+    assert "| +0.0004 (float16) |" in (tmp_path / "docs/deployment.md").read_text()

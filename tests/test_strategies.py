@@ -208,18 +208,21 @@ class _Kill(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights_and_history(tmp_path, monkeypatch,
+                                                                        ema):
     """Stopped in epoch 3 with a backup after epoch 1 (epoch 2 logged but not backed up), the
-    next call restores epoch 1's weights and optimizer, skips the batches epochs 1-2 drew from
-    the endless augmented stream (mixup included) and ends on the weights and per-epoch history
-    of an uninterrupted run."""
+    next call restores epoch 1's weights and optimizer (with `ema`, its moving averages too),
+    skips the batches epochs 1-2 drew from the endless augmented stream (mixup included) and
+    ends on the weights and per-epoch history of an uninterrupted run."""
     from cnnzoo.config import AugmentConfig
     from cnnzoo.data.augment import batch_mixer
     from cnnzoo.training import loop
 
     x, y = _toy_task(96, 0)
     mixer = batch_mixer(AugmentConfig(mixup_alpha=0.2))
-    cfg = TrainConfig(epochs=4, batch_size=16, learning_rate=0.003, bn_recalibration_batches=0)
+    cfg = TrainConfig(epochs=4, batch_size=16, learning_rate=0.003, bn_recalibration_batches=0,
+                      ema=ema)
     base = BaseConfig(archs=["resnet20"], seed=5)
 
     def run(name, callbacks=()):

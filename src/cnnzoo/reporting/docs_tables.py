@@ -1,7 +1,8 @@
 """The results tables of the README and docs/, generated from a named run, never pasted.
 
 `cnnzoo docs-tables` (`make docs-tables`) copies a run's result files (the report's CSV, the
-sweep's, the seeds', the other pipelines' test metrics) into `docs/results/`, with the date, host
+sweep's, the seeds', the exports' and the other pipelines' test metrics) into `docs/results/`
+(a folder source as a folder), with the date, host
 and commit of the copy in `docs/results/provenance.json`, then rewrites every block between
 
     <!-- table: NAME -->
@@ -41,7 +42,9 @@ SOURCES = {
     "segment.json": "metrics/segment/test.json",
     "detect.json": "metrics/detect/test.json",
     "verify.json": "metrics/verify/test.json",
+    "export": "metrics/export",  # a folder: one JSON per family
 }
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
@@ -126,12 +129,37 @@ def other_pipelines(snapshot: Path) -> list[str]:
                   ["---", "---", "---:", "---:"])
 
 
+def deployment(snapshot: Path) -> list[str]:
+    """Each family's four TFLite files: sizes, accuracy kept, latency (`export@<arch>`)."""
+    order = [r["arch"] for r in read_csv(snapshot / "leaderboard.csv")]
+    found = {f.stem: read_json(f) for f in sorted((snapshot / "export").glob("*.json"))}
+    body = []
+    for arch in [a for a in order if a in found] + sorted(set(found) - set(order)):
+        m = found[arch]
+        worst = max(VARIANTS, key=lambda v: (m[v]["drop"], -VARIANTS.index(v)))
+        body.append([arch, *(f"{m[v]['size_bytes'] / 1024:,.1f}" for v in VARIANTS),
+                     f"{m['int8_size_ratio']:.1f}×", m["int8_scales"].replace("_", "-"),
+                     f"{m['keras_accuracy']:.4f}", f"{m[worst]['drop']:+.4f} ({worst})",
+                     f"{_ms(m['int8'], 1)} / {_ms(m['int8'], 2)}", _ms(m["float32"], 1)])
+    return _table(["architecture", "float32 KB", "float16 KB", "dynamic int8 KB", "int8 KB",
+                   "float32 / int8", "int8 scales", "acc Keras", "largest drop",
+                   "int8 ms, 1 / 2 threads", "float32 ms, 1 thread"], body,
+                  ["---"] + ["---:"] * 10)
+
+
+def _ms(variant: dict, threads: int) -> str:
+    """Median batch-1 latency at `threads` (export.latency_threads may leave some out)."""
+    ms = variant.get("latency", {}).get(f"{threads}t_median_ms")
+    return "–" if ms is None else f"{ms:.3f}"
+
+
 TABLES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
     "leaderboard": (leaderboard, ("leaderboard.csv",)),
     "transfer": (transfer, ("leaderboard.csv",)),
     "sweep": (sweep, ("sweep.csv",)),
     "seeds": (seeds, ("seeds.csv",)),
     "other-pipelines": (other_pipelines, ("segment.json", "detect.json", "verify.json")),
+    "deployment": (deployment, ("export",)),
 }
 
 
@@ -182,14 +210,26 @@ def snapshot(root: Path) -> list[str]:
     copied = []
     for name, source in SOURCES.items():
         src, dst = root / source, target / name
-        if not src.is_file() or (dst.is_file() and dst.read_bytes() == src.read_bytes()):
+        if src.is_dir():
+            if not any(src.glob("*.json")) or _same_folder(src, dst):
+                continue
+            shutil.rmtree(dst, ignore_errors=True)  # families no longer run leave with it
+            shutil.copytree(src, dst)
+        elif not src.is_file() or (dst.is_file() and dst.read_bytes() == src.read_bytes()):
             continue
-        shutil.copyfile(src, dst)
+        else:
+            shutil.copyfile(src, dst)
         provenance[name] = {"date": dt.date.today().isoformat(), "host": host(),
                             "commit": _commit(root), "source": source}
         copied.append(name)
     write_json(prov_path, provenance)
     return copied
+
+
+def _same_folder(src: Path, dst: Path) -> bool:
+    def files(folder: Path) -> dict[str, bytes]:
+        return {f.name: f.read_bytes() for f in folder.glob("*.json")} if folder.is_dir() else {}
+    return files(src) == files(dst)
 
 
 def update_docs(root: Path) -> list[str]:
