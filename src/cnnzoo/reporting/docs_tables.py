@@ -213,8 +213,13 @@ def snapshot(root: Path) -> list[str]:
         if src.is_dir():
             if not any(src.glob("*.json")) or _same_folder(src, dst):
                 continue
-            shutil.rmtree(dst, ignore_errors=True)  # families no longer run leave with it
-            shutil.copytree(src, dst)
+            # Whole or not at all: copied beside it, then swapped in (families no longer run
+            # leave with the old folder).
+            tmp = dst.with_name(dst.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp)
+            shutil.rmtree(dst, ignore_errors=True)
+            tmp.rename(dst)
         elif not src.is_file() or (dst.is_file() and dst.read_bytes() == src.read_bytes()):
             continue
         else:
