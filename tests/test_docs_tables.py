@@ -92,3 +92,9 @@ def test_a_folder_source_is_copied_whole_and_renders_the_deployment_table(tmp_pa
     assert docs_tables.stale_blocks(tmp_path) == ["docs/deployment.md: deployment"]
     docs_tables.update_docs(tmp_path)
     assert "| +0.0004 (float16) |" in (tmp_path / "docs/deployment.md").read_text()
+
+
+def test_the_deployment_table_lists_the_variants_the_export_writes():
+    from cnnzoo.deploy.convert import VARIANTS
+
+    assert docs_tables.VARIANTS == VARIANTS  # a TensorFlow-free copy, kept in step

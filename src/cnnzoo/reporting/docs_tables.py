@@ -44,6 +44,8 @@ SOURCES = {
     "verify.json": "metrics/verify/test.json",
     "export": "metrics/export",  # a folder: one JSON per family
 }
+# cnnzoo.deploy.convert.VARIANTS, in its order; spelled out because importing that module loads
+# TensorFlow, which `make docs-tables` does not need.
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
