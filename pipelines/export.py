@@ -18,5 +18,7 @@ p.add_argument("--prepared", required=True)
 p.add_argument("--model", required=True)
 p.add_argument("--out", required=True, help="folder for the .tflite files and labels.txt")
 p.add_argument("--metrics", required=True)
+p.add_argument("--disagreement", required=True,
+               help="PNG of the test images where float32 and int8 disagree")
 p.add_argument("--evaluated", help="the evaluate stage's metrics (the Keras test accuracy)")
 run_stage(export, **vars(p.parse_args()))

@@ -221,6 +221,10 @@ class ExportConfig(_Section):
     # int8 weight scales: per_channel (TFLite's default), per_tensor (smaller file), or auto:
     # per_tensor unless it loses more than max_drop on the validation split.
     int8_scales: Literal["auto", "per_channel", "per_tensor"] = "auto"
+    # Calibration images run through the quantization debugger (per-layer int8 error).
+    debug_samples: int = Field(32, ge=1)
+    # An int8 model that fails the gate is retried with its worst layers kept in float.
+    repair: bool = True
     latency_runs: int = Field(100, ge=1)
     latency_threads: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     eval_limit: int = Field(0, ge=0)

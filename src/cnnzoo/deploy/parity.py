@@ -5,6 +5,10 @@
    split, else converts per-channel.
 2. Evaluate every variant on the whole test split through LiteRT (the parity gate's numbers).
 3. Time batch-1 latency per variant and thread count (XNNPACK, host CPU).
+4. Debug the int8 model per layer (`cnnzoo.deploy.qdebug`); when it fails the gate and
+   `export.repair` is on, keep its worst layers in float, smallest change first, until it is
+   within `max_drop` on the validation split; the test split's gate still decides.
+5. Where float32 and int8 disagree on the test split: which images, and by what margins.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import keras
 import numpy as np
 
 from cnnzoo.config import ExportConfig
-from cnnzoo.deploy import convert
+from cnnzoo.deploy import convert, qdebug
 from cnnzoo.tasks.intervals import mean_interval
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,7 @@ def _lite(content: bytes) -> convert.LiteModel:
     return convert.LiteModel(content, num_threads=os.cpu_count() or 1)
 
 
-def _int8_granularity(net: keras.Model, files: dict[str, bytes], cfg: ExportConfig,
+def _int8_granularity(net: keras.Model, files: dict[str, bytes], cfg: ExportConfig, saved: str,
                       x_rep: np.ndarray, val: Split,
                       keras_val: float) -> tuple[str, dict[str, float]]:
     """Step 1. `files` holds the per-tensor int8 model for `auto`; replaced when it loses."""
@@ -55,7 +59,7 @@ def _int8_granularity(net: keras.Model, files: dict[str, bytes], cfg: ExportConf
         return "per_tensor", checked
     log.info("per-tensor int8 loses %.4f on validation (%.4f -> %.4f): converting per-channel",
              keras_val - tensor_val, keras_val, tensor_val)
-    files["int8"] = convert.convert(net, "int8", x_rep, per_channel=True)
+    files["int8"] = convert.convert_all(net, ["int8"], x_rep, per_channel=True, saved=saved)["int8"]
     return "per_channel", checked
 
 
@@ -63,35 +67,123 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
                         test: Split, name: str,
                         keras_accuracy: float | None = None) -> tuple[dict[str, bytes], dict]:
     """All of `convert.VARIANTS` as bytes, and their metrics: per variant size, test accuracy,
-    drop against Keras and latency; `int8_scales`; `float_ops` of the int8 model. The caller
-    applies the gate (`gate_failures`), so a failing export is still measured and logged.
-    `keras_accuracy`: the Keras model's accuracy on `test` when already known (the evaluate
-    stage's), which saves a forward pass over the test split."""
-    files = convert.convert_all(net, convert.VARIANTS, x_rep,
-                                 per_channel=cfg.int8_scales == "per_channel")
-    if keras_accuracy is None:  # one Keras pass over both splits (`predict` traces each call)
-        predicted = keras_classes(net, np.concatenate([val.x, test.x]))
-        keras_val = accuracy(val.y, predicted[:len(val.y)])
-        keras_acc = accuracy(test.y, predicted[len(val.y):])
-    else:
-        keras_val, keras_acc = accuracy(val.y, keras_classes(net, val.x)), keras_accuracy
-    scales, checked = _int8_granularity(net, files, cfg, x_rep, val, keras_val)
+    drop against Keras and latency; `int8_scales`; the int8 model's `float_ops`, per-layer
+    errors (`layers`, `worst_layer`) and `repair`; `disagreement` between float32 and int8.
+    The caller applies the gate (`gate_failures`), so a failing export is still measured and
+    logged. `keras_accuracy`: the Keras model's accuracy on `test` when already known (the
+    evaluate stage's), which saves a forward pass over the test split. The disagreeing test
+    images' indices are in `result["disagreement"]["images"]`."""
+    with convert.saved_model(net) as saved:
+        files = convert.convert_all(net, convert.VARIANTS, x_rep, saved=saved,
+                                     per_channel=cfg.int8_scales == "per_channel")
+        if keras_accuracy is None:  # one Keras pass over both splits (`predict` traces each call)
+            predicted = keras_classes(net, np.concatenate([val.x, test.x]))
+            keras_val = accuracy(val.y, predicted[:len(val.y)])
+            keras_acc = accuracy(test.y, predicted[len(val.y):])
+        else:
+            keras_val, keras_acc = accuracy(val.y, keras_classes(net, val.x)), keras_accuracy
+        scales, checked = _int8_granularity(net, files, cfg, saved, x_rep, val, keras_val)
+        debug = qdebug.Int8Debug(saved, x_rep, x_rep[:cfg.debug_samples],
+                                 per_channel=scales == "per_channel", layer_names=_layer_names(net))
     result: dict = {"keras_accuracy": keras_acc, "test_images": len(test.y),
                     "int8_scales": scales, **checked}
+    logits = {}
     for variant in convert.VARIANTS:
-        lite = _lite(files[variant])
-        correct = lite.predict_classes(test.x, desc=f"{name} {variant}") == test.y
-        acc = float(correct.mean())
-        latency = _latency(files[variant], test.x[0], cfg)
-        result[variant] = {"size_bytes": len(files[variant]), "accuracy": acc,
-                           "accuracy_ci": mean_interval(correct), "drop": keras_acc - acc,
-                           "latency": latency}
-        log.info("export %s %-12s %8.1f KB  accuracy %.4f (Keras %.4f)  %s", name, variant,
-                 len(files[variant]) / 1024, acc, keras_acc,
-                 "  ".join(f"{k} {v:.3f} ms" for k, v in latency.items() if "median" in k))
+        result[variant], logits[variant] = _measure(files[variant], test, cfg, keras_acc,
+                                                     f"{name} {variant}")
+    int8 = result["int8"]
+    int8["layers"] = [e.record() for e in debug.errors]
+    int8["worst_layer"] = debug.worst()[0].record() if debug.errors else None
+    repair = None
+    if int8["drop"] > cfg.max_drop and cfg.repair:  # replaces result["int8"] when it works
+        repair = _repair(debug, files, result, logits, cfg, val, test, keras_val, name)
+    result["int8"]["repair"] = repair
     result["int8"]["float_ops"] = convert.float_ops(files["int8"])
     result["int8_size_ratio"] = len(files["float32"]) / len(files["int8"])
+    result["disagreement"] = disagreement(logits["float32"], logits["int8"], test.y)
     return files, result
+
+
+def _layer_names(net: keras.Model) -> list[str]:
+    """Every layer's name, nested models' layers included; the output layer last."""
+    names = [layer.name for layer in net._flatten_layers(include_self=False, recursive=True)]
+    return [*names, net.layers[-1].name]
+
+
+def _measure(content: bytes, test: Split, cfg: ExportConfig, keras_acc: float,
+             desc: str) -> tuple[dict, np.ndarray]:
+    """Step 2 and 3 for one file: its metrics and its test logits."""
+    logits = _lite(content).predict_logits(test.x, desc=desc)
+    correct = np.argmax(logits, axis=-1) == test.y
+    acc = float(correct.mean())
+    latency = _latency(content, test.x[0], cfg)
+    log.info("export %-24s %8.1f KB  accuracy %.4f (Keras %.4f)  %s", desc, len(content) / 1024,
+             acc, keras_acc, "  ".join(f"{k} {v:.3f} ms" for k, v in latency.items()
+                                       if "median" in k))
+    return {"size_bytes": len(content), "accuracy": acc, "accuracy_ci": mean_interval(correct),
+            "drop": keras_acc - acc, "latency": latency}, logits
+
+
+def _repair(debug: qdebug.Int8Debug, files: dict[str, bytes], result: dict, logits: dict,
+            cfg: ExportConfig, val: Split, test: Split, keras_val: float, name: str) -> dict:
+    """Step 4: the int8 model failed the gate. Tries `debug.candidates` on the validation
+    split; the first within `max_drop` replaces the int8 file (and its metrics), which the test
+    split's gate then judges as strictly as any other. The record names the float layers and
+    what they cost."""
+    before = result["int8"]
+    log.info("export %s: int8 loses %.4f on test; trying layers in float (worst: %s, RMSE/scale "
+             "%.2f)", name, before["drop"], before["worst_layer"]["layer"],
+             before["worst_layer"]["rmse_scale"])
+
+    def accurate(content: bytes) -> bool:
+        return keras_val - accuracy(val.y, _lite(content).predict_classes(val.x)) <= cfg.max_drop
+
+    layers, content, tried = qdebug.repair(debug, accurate)
+    record = {"float_layers": layers, "tried": tried,
+              "unrepaired": {k: before[k] for k in ("size_bytes", "accuracy", "drop", "latency")}}
+    if content is None:
+        log.warning("export %s: no repair within %d tries brings int8 within %.3f on validation",
+                    name, len(tried), cfg.max_drop)
+        return record
+    files["int8"] = content
+    measured, logits["int8"] = _measure(content, test, cfg, result["keras_accuracy"],
+                                        f"{name} int8 (repaired)")
+    keep = {k: before[k] for k in ("layers", "worst_layer")}
+    result["int8"] = {**measured, **keep}
+    record.update(size_cost_bytes=measured["size_bytes"] - before["size_bytes"],
+                  latency_cost_ms={k: measured["latency"][k] - before["latency"][k]
+                                   for k in measured["latency"]})
+    log.info("export %s: int8 repaired with %s in float: accuracy %.4f -> %.4f, %+d bytes",
+             name, ", ".join(layers), before["accuracy"], measured["accuracy"],
+             record["size_cost_bytes"])
+    return record
+
+
+def disagreement(float_logits: np.ndarray, int8_logits: np.ndarray, y: np.ndarray,
+                 shown: int = 24) -> dict:
+    """Step 5. The test images where the float32 and int8 files predict different classes:
+    how many, who is right, and the float model's margin (top-1 minus top-2 probability) there
+    against everywhere: quantization flips the images the float model was unsure about. The
+    `images` listed (at most `shown`) are those with the smallest float margin."""
+    p = _softmax(float_logits)
+    top2 = np.sort(p, axis=-1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    f, q = np.argmax(float_logits, axis=-1), np.argmax(int8_logits, axis=-1)
+    differ = np.flatnonzero(f != q)
+    shown_idx = differ[np.argsort(margin[differ], kind="stable")][:shown]
+    return {"count": int(len(differ)), "fraction": float(len(differ) / len(y)),
+            "float_right": int(np.sum(f[differ] == y[differ])),
+            "int8_right": int(np.sum(q[differ] == y[differ])),
+            "median_float_margin": float(np.median(margin[differ])) if len(differ) else None,
+            "median_float_margin_all": float(np.median(margin)),
+            "images": [{"index": int(i), "label": int(y[i]), "float": int(f[i]),
+                        "int8": int(q[i]), "float_margin": round(float(margin[i]), 4)}
+                       for i in shown_idx]}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def _latency(content: bytes, img: np.ndarray, cfg: ExportConfig) -> dict[str, float]:

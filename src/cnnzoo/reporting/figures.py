@@ -121,3 +121,22 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str 
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     save_figure(fig, path)
+
+
+def image_grid(images: np.ndarray, captions: Sequence[str], path: str | Path, title: str,
+               cols: int = 8) -> None:
+    """Images ([0, 1] floats) with a caption each, `cols` per row; a one-line note instead when
+    there are none."""
+    rows = max(1, -(-len(images) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.25, rows * 1.55 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, img, caption in zip(axes.flat[:len(images)], images, captions, strict=True):
+        img = np.clip(img, 0, 1)
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(caption, fontsize=6)
+    if not len(images):
+        axes.flat[0].text(0, 0.5, "none", fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str, figure: str,
-           sizes_csv: str, headline: str, params_file: str = "params.yaml") -> None:
+           sizes_csv: str, headline: str, export_plots: str,
+           params_file: str = "params.yaml") -> None:
     """The leaderboard (table and figure), the mobile-export table, a section per pipeline that
     `pipelines` lists (each naming its data), the canonical deployment sizes once `make sizes`
     has run, and reports/headline.json. Registers the pick as `cnnzoo-mobile@mobile` only when
@@ -22,6 +23,7 @@ def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str,
     moves it."""
     from cnnzoo.reporting import leaderboard
     from cnnzoo.reporting.insight_figures import leaderboard_figure
+    from cnnzoo.reporting.quantization import int8_markdown
     from cnnzoo.tracking import promote, registration
 
     archs, metrics = params.base.archs, Path(metrics_dir)
@@ -50,6 +52,7 @@ def report(params: Params, *, metrics_dir: str, exports: str, md: str, csv: str,
             rows, Path(md), Path(csv), title="cnnzoo leaderboard (task B test split)",
             sections=(leaderboard.data_line(reference),
                       leaderboard.figure_markdown(Path(figure), Path(md)), mobile,
+                      int8_markdown(archs, metrics, Path(export_plots), Path(md)),
                       *(sections[p](metrics, reference) for p in pipelines if p in sections),
                       leaderboard.sizes_markdown(Path(sizes_csv))))
         write_json(headline, leaderboard.headline(rows, metrics, pipelines))

@@ -51,11 +51,12 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
 
 
 def export(params: Params, *, arch: str, prepared: str, model: str, out: str, metrics: str,
-           evaluated: str | None = None) -> None:
+           disagreement: str, evaluated: str | None = None) -> None:
     """Four TFLite variants + labels.txt + model.json in `out`, measured (`cnnzoo.deploy.parity`) and
     gated: a variant more than `export.max_drop` below the Keras model fails the stage, after
-    its numbers are logged, and writes no output. `evaluated`: the evaluate stage's metrics of
-    the same model, whose test accuracy is the Keras reference when it covers the same images."""
+    its numbers are logged, and writes no output. `disagreement`: a PNG of the test images where
+    float32 and int8 disagree. `evaluated`: the evaluate stage's metrics of the same model,
+    whose test accuracy is the Keras reference when it covers the same images."""
     import keras
 
     from cnnzoo.data.datasets import load_meta, load_split
@@ -84,15 +85,35 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
                                                    name=arch, keras_accuracy=known)
         failures = parity.gate_failures(result, cfg.max_drop)
         run.log_metrics(_flat_metrics(result))
+        _disagreement_figure(result["disagreement"], test.x, names, disagreement, arch)
+        run.log_artifact(disagreement)
         if failures:
             raise RuntimeError(f"{arch}: TFLite parity gate failed: " + "; ".join(failures))
         # No MLflow run ids in what DVC hashes: the same model must give the same bytes.
         card = model_card(arch, meta, params, result, files, images=test.x)
         write_export(out, files, card, run, labels=names)
         write_json(metrics, result)
-    log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)",
+    worst, repair = result["int8"]["worst_layer"], result["int8"]["repair"]
+    log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)%s; "
+             "worst int8 layer %s (RMSE/scale %.2f); float32 and int8 disagree on %d images",
              arch, cfg.max_drop, result["keras_accuracy"], result["int8_size_ratio"],
-             result["int8_scales"].replace("_", "-"))
+             result["int8_scales"].replace("_", "-"),
+             f", repaired with {', '.join(repair['float_layers'])} in float"
+             if repair and repair["float_layers"] else "",
+             worst["layer"], worst["rmse_scale"], result["disagreement"]["count"])
+
+
+def _disagreement_figure(found: dict, x: np.ndarray, names: list[str], path: str,
+                         arch: str) -> None:
+    from cnnzoo.reporting.figures import image_grid
+
+    shown = found["images"]
+    image_grid(x[[d["index"] for d in shown]],
+               [f"{names[d['label']]}\nfp32 {names[d['float']]}\nint8 {names[d['int8']]}"
+                f"\nmargin {d['float_margin']:.2f}" for d in shown], path,
+               f"{arch}: float32 and int8 disagree on {found['count']} of {len(x)} test images\n"
+               f"(label, each file's class, float32's top-2 margin; the {len(shown)} smallest "
+               "margins)")
 
 
 def _flat_metrics(result: dict) -> dict[str, float]:
@@ -100,8 +121,15 @@ def _flat_metrics(result: dict) -> dict[str, float]:
 
     flat = {f"{v}_{k}": result[v][k] for v in VARIANTS for k in ("size_bytes", "accuracy", "drop")}
     flat.update({f"{v}_latency_{k}": ms for v in VARIANTS for k, ms in result[v]["latency"].items()})
+    int8 = result["int8"]
     flat.update(keras_accuracy=result["keras_accuracy"], int8_size_ratio=result["int8_size_ratio"],
-                int8_float_ops=sum(result["int8"]["float_ops"].values()))
+                int8_float_ops=sum(int8["float_ops"].values()),
+                int8_worst_rmse_scale=int8["worst_layer"]["rmse_scale"],
+                int8_repaired_layers=len((int8["repair"] or {}).get("float_layers") or []),
+                int8_disagreements=result["disagreement"]["count"])
+    for e in int8["layers"]:  # a layer may own several tensors: its worst
+        key = f"int8_rmse_scale/{e['layer']}"
+        flat[key] = max(flat.get(key, 0.0), e["rmse_scale"])
     return flat
 
 
@@ -122,6 +150,9 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
                              **({"input_scale": float(scale), "input_zero_point": int(zero)}
                                 if scale else {}),
                              **{k: result[variant][k] for k in ("size_bytes", "accuracy")}}
+    repair = result["int8"].get("repair")
+    if repair and repair["float_layers"]:  # what differs from a plain int8 conversion
+        variants["int8"]["float_layers"] = repair["float_layers"]
     return {
         "arch": arch,
         "task": "classification",
