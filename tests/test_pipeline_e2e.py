@@ -279,6 +279,16 @@ def test_the_shipped_model_takes_any_image_in_python_and_over_http(ran, tmp_path
     model = mlflow.pyfunc.load_model("models:/cnnzoo-mobile@mobile")
     probs = model.predict(grey)
     assert probs.shape == (8, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    # Calibrated by model.json's temperature: softmax(logits / T), whose logits (up to a
+    # constant) are the log of what T = 1 gives.
+    inner = model.unwrap_python_model()
+    t = inner.card["temperature"]
+    inner.card = {**inner.card, "temperature": 1.0}
+    raw = model.predict(grey).to_numpy()
+    inner.card = {**inner.card, "temperature": t}
+    scaled = np.exp(np.log(raw) / t)
+    assert t != 1.0 and np.allclose(probs.to_numpy(), scaled / scaled.sum(1, keepdims=True),
+                                    atol=1e-4)
     rgb = np.repeat(np.repeat(grey, 2, axis=1), 2, axis=2)[..., None].repeat(3, axis=-1) / 255.0
     again = model.predict(rgb.astype(np.float32))  # 56x56 RGB floats: resized, then grey
     assert (again.to_numpy().argmax(1) == probs.to_numpy().argmax(1)).mean() >= 0.75

@@ -5,7 +5,8 @@ Self-contained on purpose (numpy and ai-edge-litert only, no cnnzoo or TensorFlo
 `mlflow.pyfunc.load_model("models:/cnnzoo-mobile@mobile")` works wherever LiteRT installs; the
 model carries serving_input.py beside it (`code_paths`). Input: images of any size, grey or
 colour, uint8 or float, pre-processed as model.json says (serving_input.py, as `cnnzoo predict`
-does); output: class probabilities (N, classes), columns named by class. Input that is not images
+does); output: class probabilities (N, classes), columns named by class, calibrated by model.json's
+temperature (softmax(logits / T)). Input that is not images
 fails with one line naming the shape given and the shapes accepted.
 """
 
@@ -41,6 +42,7 @@ class LiteRTClassifier(PythonModel):
         scale, zero = self.out["quantization"]
         if scale:
             logits = (logits - zero) * scale
+        logits = logits / self.card.get("temperature", 1.0)  # absent from older cards
         e = np.exp(logits - logits.max())
         return e / e.sum()
 

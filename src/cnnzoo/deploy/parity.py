@@ -22,6 +22,7 @@ import numpy as np
 
 from cnnzoo.config import ExportConfig
 from cnnzoo.deploy import convert, qdebug
+from cnnzoo.tasks import calibration
 from cnnzoo.tasks.intervals import mean_interval
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,17 @@ def accuracy(y: np.ndarray, predicted: np.ndarray) -> float:
 
 def keras_classes(net: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.argmax(net.predict(x, batch_size=256, verbose=0), axis=-1)
+
+
+def _keras_val(net: keras.Model, val: Split, test: Split | None) -> tuple[float, np.ndarray,
+                                                                          float | None]:
+    """The Keras model's validation accuracy and logits, and its test accuracy when `test` is
+    given: one pass over both splits (`predict` traces each call)."""
+    x = val.x if test is None else np.concatenate([val.x, test.x])
+    logits = net.predict(x, batch_size=256, verbose=0)
+    predicted = np.argmax(logits, axis=-1)
+    test_acc = None if test is None else accuracy(test.y, predicted[len(val.y):])
+    return accuracy(val.y, predicted[:len(val.y)]), logits[:len(val.y)], test_acc
 
 
 def _lite(content: bytes) -> convert.LiteModel:
@@ -64,33 +76,35 @@ def _int8_granularity(net: keras.Model, files: dict[str, bytes], cfg: ExportConf
 
 
 def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarray, val: Split,
-                        test: Split, name: str,
-                        keras_accuracy: float | None = None) -> tuple[dict[str, bytes], dict]:
+                        test: Split, name: str, keras_accuracy: float | None = None,
+                        temperature: float | None = None) -> tuple[dict[str, bytes], dict]:
     """All of `convert.VARIANTS` as bytes, and their metrics: per variant size, test accuracy,
     drop against Keras and latency; `int8_scales`; the int8 model's `float_ops`, per-layer
     errors (`layers`, `worst_layer`) and `repair`; `disagreement` between float32 and int8.
     The caller applies the gate (`gate_failures`), so a failing export is still measured and
     logged. `keras_accuracy`: the Keras model's accuracy on `test` when already known (the
     evaluate stage's), which saves a forward pass over the test split. The disagreeing test
-    images' indices are in `result["disagreement"]["images"]`."""
+    images' indices are in `result["disagreement"]["images"]`. `temperature`: the Keras model's
+    (the evaluate stage's), else fitted here on `val`; each variant's test ECE is measured
+    before and after it."""
     with convert.saved_model(net) as saved:
         files = convert.convert_all(net, convert.VARIANTS, x_rep, saved=saved,
                                      per_channel=cfg.int8_scales == "per_channel")
-        if keras_accuracy is None:  # one Keras pass over both splits (`predict` traces each call)
-            predicted = keras_classes(net, np.concatenate([val.x, test.x]))
-            keras_val = accuracy(val.y, predicted[:len(val.y)])
-            keras_acc = accuracy(test.y, predicted[len(val.y):])
-        else:
-            keras_val, keras_acc = accuracy(val.y, keras_classes(net, val.x)), keras_accuracy
+        keras_val, val_logits, keras_acc = _keras_val(net, val, test if keras_accuracy is None
+                                                      else None)
+        keras_acc = keras_accuracy if keras_accuracy is not None else keras_acc
+        if temperature is None:
+            temperature = calibration.fit_temperature(val_logits, val.y)
         scales, checked = _int8_granularity(net, files, cfg, saved, x_rep, val, keras_val)
         debug = qdebug.Int8Debug(saved, x_rep, x_rep[:cfg.debug_samples],
                                  per_channel=scales == "per_channel", layer_names=_layer_names(net))
     result: dict = {"keras_accuracy": keras_acc, "test_images": len(test.y),
-                    "int8_scales": scales, **checked}
+                    "int8_scales": scales, "temperature": temperature, **checked}
     logits = {}
     for variant in convert.VARIANTS:
         result[variant], logits[variant] = _measure(files[variant], test, cfg, keras_acc,
                                                      f"{name} {variant}")
+        result[variant].update(calibration.ece_record(logits[variant], test.y, temperature))
     int8 = result["int8"]
     int8["layers"] = [e.record() for e in debug.errors]
     int8["worst_layer"] = debug.worst()[0].record() if debug.errors else None
@@ -148,6 +162,7 @@ def _repair(debug: qdebug.Int8Debug, files: dict[str, bytes], result: dict, logi
     files["int8"] = content
     measured, logits["int8"] = _measure(content, test, cfg, result["keras_accuracy"],
                                         f"{name} int8 (repaired)")
+    measured.update(calibration.ece_record(logits["int8"], test.y, result["temperature"]))
     keep = {k: before[k] for k in ("layers", "worst_layer")}
     result["int8"] = {**measured, **keep}
     record.update(size_cost_bytes=measured["size_bytes"] - before["size_bytes"],
@@ -165,7 +180,7 @@ def disagreement(float_logits: np.ndarray, int8_logits: np.ndarray, y: np.ndarra
     how many, who is right, and the float model's margin (top-1 minus top-2 probability) there
     against everywhere: quantization flips the images the float model was unsure about. The
     `images` listed (at most `shown`) are those with the smallest float margin."""
-    p = _softmax(float_logits)
+    p = calibration.softmax(float_logits)
     top2 = np.sort(p, axis=-1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
     f, q = np.argmax(float_logits, axis=-1), np.argmax(int8_logits, axis=-1)
@@ -179,11 +194,6 @@ def disagreement(float_logits: np.ndarray, int8_logits: np.ndarray, y: np.ndarra
             "images": [{"index": int(i), "label": int(y[i]), "float": int(f[i]),
                         "int8": int(q[i]), "float_margin": round(float(margin[i]), 4)}
                        for i in shown_idx]}
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
 
 
 def _latency(content: bytes, img: np.ndarray, cfg: ExportConfig) -> dict[str, float]:

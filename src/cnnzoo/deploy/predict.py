@@ -123,8 +123,9 @@ def load_model(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     raise AssertionError(path)  # check_model_file allows only the two suffixes above
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max())
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    e = np.exp(z - z.max())
     return e / e.sum()
 
 
@@ -150,7 +151,9 @@ def predict(model: str | Path, images: Sequence[str | Path], *, card: str | Path
         if logits.shape != (len(names),):
             raise PredictError(f"{model}: gives {logits.shape[-1]} outputs, but "
                                f"model.json lists {len(names)} classes")
-        probs = softmax(logits)
+        # model.json's temperature (fitted on validation): calibrated probabilities; a card
+        # written before there was one has none.
+        probs = softmax(logits, info.get("temperature", 1.0))
         best = np.argsort(-probs)[:top_k]
         out.append(Prediction(str(path), [(names[i], float(probs[i])) for i in best], warning))
     return out

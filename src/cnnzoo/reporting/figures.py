@@ -101,6 +101,25 @@ def sizes_plot(rows: Sequence[dict], path: str | Path) -> None:
     save_figure(fig, path)
 
 
+def reliability_plot(curves: dict[str, dict], path: str | Path, title: str) -> None:
+    """Reliability diagram: per confidence bin, accuracy against mean confidence (the diagonal
+    is perfect calibration; below it, over-confident); `curves`: name -> (ECE, the bins of
+    `cnnzoo.tasks.calibration.reliability`)."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, (err, bins) in curves.items():
+        ax.plot(bins["confidence"], bins["accuracy"], "o-", markersize=3,
+                label=f"{name} (ECE {err:.4f})")
+    ax.plot([0, 1], [0, 1], ":", color="gray", linewidth=1, label="perfect")
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("confidence (mean top-1 probability in the bin)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    save_figure(fig, path)
+
+
 def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path,
              title: str) -> None:
     """Verification ROC curves, TAR against FAR on a log axis (the low-FAR end is where

@@ -24,13 +24,17 @@ COLUMNS = (
     ("acc_fp32", "acc fp32", "acc fp32"),
     ("acc_int8", "acc int8", "acc int8"),
     ("int8_latency_ms", "int8 latency (ms)", "int8 ms"),
+    ("ece", "ECE fine-tuned", "ECE"),
+    ("temperature", "temperature T (fitted on val)", "T"),
+    ("ece_scaled", "ECE at T", "ECE@T"),
     ("augmentation", "augmentation (acc with / without)", "aug with/without"),
 )
 
 
 # The columns that carry a 95% interval (`<key>_low`, `<key>_high` in the rows and the CSV):
 # accuracies as value ± half its bootstrap interval, the transfer gain as its paired interval.
-INTERVALS = ("acc_scratch", "acc_probe", "acc_keras", "gain", "acc_fp32", "acc_int8")
+INTERVALS = ("acc_scratch", "acc_probe", "acc_keras", "gain", "acc_fp32", "acc_int8", "ece",
+             "ece_scaled")
 
 
 def _bounds(key: str, ci: list[float] | None) -> dict:
@@ -73,6 +77,9 @@ def collect(archs: list[str], metrics_dir: Path) -> list[dict]:
             "acc_fp32": round(ex["float32"]["accuracy"], 4),
             "acc_int8": round(ex["int8"]["accuracy"], 4),
             "int8_latency_ms": round(_latency(ex["int8"], "median_ms"), 3),
+            # Metrics from before calibration was measured have no ECE: blank cells.
+            **({"ece": round(ev["ece"], 4), "temperature": round(ev["temperature"], 3),
+                "ece_scaled": round(ev["ece_scaled"], 4)} if "ece" in ev else {}),
             "augmentation": _augmentation(effect) if effect and effect["arch"] == arch else "",
             **_bounds("acc_scratch", scratch_run.get("test_accuracy_ci")),
             **_bounds("acc_probe", probe_run.get("test_accuracy_ci")),
@@ -80,6 +87,8 @@ def collect(archs: list[str], metrics_dir: Path) -> list[dict]:
             **_bounds("gain", _gain_interval(ev, scratch_run)),
             **_bounds("acc_fp32", ex["float32"].get("accuracy_ci")),
             **_bounds("acc_int8", ex["int8"].get("accuracy_ci")),
+            **_bounds("ece", ev.get("ece_ci")),
+            **_bounds("ece_scaled", ev.get("ece_scaled_ci")),
         })
     return rows
 

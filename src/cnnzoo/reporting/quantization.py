@@ -24,6 +24,8 @@ def int8_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
             "disagree": f"{d['count']} ({d['float_right']} / {d['int8_right']})",
             "margin": (f"{d['median_float_margin']:.2f} vs {d['median_float_margin_all']:.2f}"
                        if d["count"] else "–"),
+            "ece": (f"{int8['int8']['ece']:.4f} → {int8['int8']['ece_scaled']:.4f}"
+                    if "ece" in int8["int8"] else "–"),
         })
     return rows
 
@@ -51,12 +53,13 @@ def int8_markdown(archs: list[str], metrics_dir: Path, plots_dir: Path, md_path:
              "layers (and the layers feeding them) in float, smallest change first. Disagreements: "
              "test images where the float32 and int8 files predict different classes (float32 "
              "right / int8 right); margin: float32's top-1 minus top-2 probability there, "
-             "against its median over all test images.", "",
+             "against its median over all test images. ECE: the int8 file's expected "
+             "calibration error (15 bins) before → after the Keras model's temperature.", "",
              "| architecture | worst int8 layer (op) RMSE/scale | layers > 1 step | repair | "
-             "disagreements (fp32 / int8 right) | median margin there vs all |",
-             "|---|---|---:|---|---:|---:|"]
+             "disagreements (fp32 / int8 right) | median margin there vs all | int8 ECE |",
+             "|---|---|---:|---|---:|---:|---:|"]
     lines += [f"| {r['arch']} | {r['worst']} | {r['over']} | {r['repair']} | {r['disagree']} | "
-              f"{r['margin']} |" for r in rows]
+              f"{r['margin']} | {r['ece']} |" for r in rows]
     lines += ["", ("Repaired: " + ", ".join(repaired) + ".") if repaired else
               "No family needed a repair: every int8 file passed the gate as converted."]
     grids = [(a, plots_dir / f"{a}_disagreement.png") for a in archs]

@@ -19,25 +19,32 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: str,
-             confusion: str) -> None:
+             confusion: str, reliability: str) -> None:
+    """Test accuracy, the confusion matrix, and calibration: the temperature fitted on the
+    validation split (the export stage writes it into model.json) and the test ECE before and
+    after it, with a reliability diagram."""
     import keras
 
     from cnnzoo.data.datasets import load_meta, load_split
     from cnnzoo.models.cost import total_macs
     from cnnzoo.reporting.figures import confusion_matrix_plot
-    from cnnzoo.tasks.classification import classification_metrics, count_params, predict_classes
+    from cnnzoo.tasks.classification import classification_metrics, count_params, predict_logits
     from cnnzoo.tasks.intervals import accuracy_record
 
     names = load_meta(prepared)["task_b"]["names"]
     x, y = load_split(prepared, "b_test")
+    x_val, y_val = load_split(prepared, "b_val")
     with stage_run("evaluate", arch, experiment=params.base.experiment,
                    params={"arch": arch, "test_images": len(y)},
                    tags=experiment_tags(params)) as run:  # the run spans the work it records
         log_data(run, params, x, y, "task B", "test")
         net = keras.models.load_model(model)
-        predicted = predict_classes(net, x)
+        logits = predict_logits(net, np.concatenate([x, x_val]))
+        logits, val_logits = logits[:len(y)], logits[len(y):]
+        predicted = np.argmax(logits, axis=-1)
         result, cm = classification_metrics(y, predicted, names)
         result.update(accuracy_record(predicted == y, "accuracy"))
+        result.update(_calibrate(logits, y, val_logits, y_val, reliability, arch))
         result.update(count_params(net), macs=total_macs(net),
                       model_bytes=Path(model).stat().st_size, test_images=len(y),
                       data=data_record(prepared))
@@ -46,8 +53,27 @@ def evaluate(params: Params, *, arch: str, prepared: str, model: str, metrics: s
                               title=f"{arch}: task B test, accuracy {result['accuracy']:.3f}")
         run.log_metrics(result)
         run.log_artifact(confusion)
-    log.info("evaluate %s: test accuracy %.4f (95%% CI %.4f-%.4f) on %d images", arch,
-             result["accuracy"], *result["accuracy_ci"], len(y))
+        run.log_artifact(reliability)
+    log.info("evaluate %s: test accuracy %.4f (95%% CI %.4f-%.4f) on %d images; ECE %.4f -> %.4f "
+             "at T = %.2f", arch, result["accuracy"], *result["accuracy_ci"], len(y),
+             result["ece"], result["ece_scaled"], result["temperature"])
+
+
+def _calibrate(logits: np.ndarray, y: np.ndarray, val_logits: np.ndarray, y_val: np.ndarray,
+               path: str, arch: str) -> dict:
+    """The temperature (fitted on validation), test ECE before / after, reliability diagram."""
+    from cnnzoo.reporting.figures import reliability_plot
+    from cnnzoo.tasks import calibration
+
+    t = calibration.fit_temperature(val_logits, y_val)
+    result = {"temperature": t, **calibration.ece_record(logits, y, t)}
+    reliability_plot({"softmax": (result["ece"], calibration.reliability(
+                          calibration.softmax(logits), y)),
+                      f"softmax(logits / {t:.2f})": (result["ece_scaled"], calibration.reliability(
+                          calibration.softmax(logits, t), y))},
+                     path, f"{arch}: task B test, {calibration.BINS} confidence bins; "
+                           "T fitted on validation")
+    return result
 
 
 def export(params: Params, *, arch: str, prepared: str, model: str, out: str, metrics: str,
@@ -82,7 +108,8 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         log_data(run, params, test.x, test.y, "task B", "test")
         net = keras.models.load_model(model)
         files, result = parity.convert_and_measure(net, cfg, x_rep=x_rep, val=val, test=test,
-                                                   name=arch, keras_accuracy=known)
+                                                   name=arch, keras_accuracy=known,
+                                                   temperature=reference.get("temperature"))
         failures = parity.gate_failures(result, cfg.max_drop)
         run.log_metrics(_flat_metrics(result))
         _disagreement_figure(result["disagreement"], test.x, names, disagreement, arch)
@@ -119,7 +146,8 @@ def _disagreement_figure(found: dict, x: np.ndarray, names: list[str], path: str
 def _flat_metrics(result: dict) -> dict[str, float]:
     from cnnzoo.deploy.convert import VARIANTS
 
-    flat = {f"{v}_{k}": result[v][k] for v in VARIANTS for k in ("size_bytes", "accuracy", "drop")}
+    flat = {f"{v}_{k}": result[v][k] for v in VARIANTS
+            for k in ("size_bytes", "accuracy", "drop", "ece", "ece_scaled")}
     flat.update({f"{v}_latency_{k}": ms for v in VARIANTS for k, ms in result[v]["latency"].items()})
     int8 = result["int8"]
     flat.update(keras_accuracy=result["keras_accuracy"], int8_size_ratio=result["int8_size_ratio"],
@@ -171,7 +199,9 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
                if images is not None else {}),
             # Variants with an input_scale take int8: q = round(x / scale) + zero_point.
         },
-        "output": "logits (softmax gives probabilities)",
+        "output": "logits (softmax(logits / temperature) gives probabilities)",
+        # Fitted on the validation split (evaluate stage): calibrated probabilities, same argmax.
+        "temperature": float(result["temperature"]),
         "variants": variants,
         "keras_accuracy": result["keras_accuracy"],
         "test_images": result["test_images"],

@@ -30,10 +30,13 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
     return metrics, cm
 
 
-def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     images = make_dataset(x, np.zeros(len(x), np.int32), batch_size=batch_size).map(lambda a, _: a)
-    logits = model.predict(images, verbose=0)
-    return np.argmax(logits, axis=-1)
+    return model.predict(images, verbose=0)
+
+
+def predict_classes(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return np.argmax(predict_logits(model, x, batch_size), axis=-1)
 
 
 def count_params(model: keras.Model) -> dict[str, int]:
