@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 PORT ?= 5000
 
-.PHONY: setup run sizes sweep seeds promote test test-fast ui tracking-server bench lint clean docs-images \
+.PHONY: setup run sizes robustness sweep seeds promote test test-fast ui tracking-server bench lint clean docs-images \
 	docs-tables
 
 setup: $(STAMP)
@@ -29,6 +29,12 @@ run: setup
 # cached `sizes` stage, then the report again with its section. Minutes the first time.
 sizes: setup
 	@$(BIN)/cnnzoo sizes
+
+# Robustness (after `make run`): every family's Keras model and int8 file on 11 corruptions x 3
+# severities of 1,000 test images, the cached `robustness` stage, then the report again with
+# mean corruption accuracy (mCA) in the leaderboard. Minutes.
+robustness: setup
+	@$(BIN)/cnnzoo robustness
 
 # Label sweep over task B's budget (after `make run`): transfer vs scratch at 5, 20, 100 and 1000
 # labels per class as DVC experiments (`dvc exp show`); reports/sweep.csv + plots/sweep.png.

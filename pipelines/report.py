@@ -21,6 +21,8 @@ p.add_argument("--figure", required=True, help="accuracy vs MACs and vs int8 siz
 p.add_argument("--sizes", dest="sizes_csv", required=True,
                help="the sizes stage's CSV, included when present (not a DVC dependency)")
 p.add_argument("--headline", required=True, help="the headline metrics (JSON) DVC compares")
+p.add_argument("--robustness", dest="robustness_csv", required=True,
+               help="the robustness stage's CSV, included when present and of these int8 files")
 p.add_argument("--export-plots", dest="export_plots", required=True,
                help="the export stages' figures (float32/int8 disagreement grids)")
 args = vars(p.parse_args())

@@ -153,6 +153,24 @@ def _sizes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robustness(args: argparse.Namespace) -> int:
+    """After `make run`: the `robustness` DVC stage (every family's Keras model and int8 file on
+    11 corruptions x 3 severities of the test images; cached, minutes the first time), then
+    the report again with mean corruption accuracy in the leaderboard."""
+    from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
+
+    logs.setup()
+    # The report does not depend on the stage (dvc.yaml): forced, it picks the table up.
+    outcome = run_pipeline(["robustness"], summary=False)
+    if outcome.returncode == 0 and Path("reports/leaderboard.md").is_file():
+        outcome = run_pipeline([*DEFAULT_TARGETS, "--force", "--single-item"], summary=False)
+    if outcome.returncode != 0:
+        print(outcome.summary, file=sys.stderr)
+        return outcome.returncode
+    print(Path("reports/robustness.md").read_text())
+    return 0
+
+
 def _promote(args: argparse.Namespace) -> int:
     """The only way besides the committed default run's report to move @mobile: e.g. after
     `dvc exp apply <experiment>`. The version is tagged with its architecture, data, metrics,
@@ -345,12 +363,15 @@ def main(argv: list[str] | None = None) -> int:
                  "float16 / int8 file sizes of canonical networks (random weights)")
     z.add_argument("names", nargs="*", help="models to measure now instead")
     _input_args(z)
+    _command(sub, _robustness, "robustness",
+             help="mean corruption accuracy of every family's Keras model and int8 file "
+             "(after `cnnzoo run`)")
     args, extra = parser.parse_known_args(argv)
     if args.func is _run:
         return _run(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.func not in (_check, _sample_folder, _sweep, _seeds):
+    if args.func not in (_check, _sample_folder, _sweep, _seeds, _robustness):
         # TensorFlow's C++ side announces oneDNN and the CPU's instructions through absl before
         # it reads any log level, once per library it loads: kept for DEBUG, not for the user.
         with logs.native_output("TensorFlow import"):

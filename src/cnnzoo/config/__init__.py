@@ -22,6 +22,7 @@ from cnnzoo.config.sections import (
     DataConfig,
     ExportConfig,
     PretrainConfig,
+    RobustnessConfig,
     SizesConfig,
     TrainConfig,
     TransferConfig,
@@ -38,8 +39,8 @@ from cnnzoo.config.tasks import (
 
 __all__ = ["MAX_PIXELS", "AugmentConfig", "BaseConfig", "ConfigError", "DataConfig",
            "DetectConfig", "ExportConfig", "Params", "PipelinesConfig", "PretrainConfig",
-           "SegmentConfig", "SegmentDataConfig", "SizesConfig", "TrainConfig", "TransferConfig",
-           "VerifyConfig", "VisualizeConfig", "load", "parse"]
+           "RobustnessConfig", "SegmentConfig", "SegmentDataConfig", "SizesConfig",
+           "TrainConfig", "TransferConfig", "VerifyConfig", "VisualizeConfig", "load", "parse"]
 
 DEFAULT_PARAMS = "params.yaml"
 
@@ -63,6 +64,7 @@ class Params(_Section):
     finetune: TrainConfig
     export: ExportConfig = ExportConfig()
     sizes: SizesConfig = SizesConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     segment: SegmentConfig = SegmentConfig()
     detect: DetectConfig = DetectConfig()
     verify: VerifyConfig = VerifyConfig()

@@ -258,3 +258,10 @@ class SizesConfig(_Section):
         return BaseConfig._known_archs(models)
 
 
+
+
+class RobustnessConfig(_Section):
+    """`robustness` (`make robustness`, not part of `make run`): every family's Keras model and
+    int8 file on a corrupted copy of task B's test images."""
+
+    images: int = Field(1000, ge=2)  # the first test images, each in 33 corrupted versions

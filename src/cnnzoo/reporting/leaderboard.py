@@ -27,6 +27,8 @@ COLUMNS = (
     ("ece", "ECE fine-tuned", "ECE"),
     ("temperature", "temperature T (fitted on val)", "T"),
     ("ece_scaled", "ECE at T", "ECE@T"),
+    ("mca_keras", "mCA Keras", "mCA"),
+    ("mca_int8", "mCA int8", "mCA int8"),
     ("augmentation", "augmentation (acc with / without)", "aug with/without"),
 )
 
@@ -34,7 +36,7 @@ COLUMNS = (
 # The columns that carry a 95% interval (`<key>_low`, `<key>_high` in the rows and the CSV):
 # accuracies as value ± half its bootstrap interval, the transfer gain as its paired interval.
 INTERVALS = ("acc_scratch", "acc_probe", "acc_keras", "gain", "acc_fp32", "acc_int8", "ece",
-             "ece_scaled")
+             "ece_scaled", "mca_keras", "mca_int8")
 
 
 def _bounds(key: str, ci: list[float] | None) -> dict:
