@@ -651,3 +651,29 @@ def test_bench_train_puts_each_architecture_next_to_plain_keras(ran, tmp_path):
     md = (tmp_path / "bench/results.md").read_text()
     assert any(line.startswith("| lenet5 | 16 | ") for line in md.splitlines())
     assert "| pretrain | 2 | " in md and md.strip() in out.stdout
+
+
+def test_make_robustness_adds_mca_to_the_leaderboard(ran):
+    """`cnnzoo robustness` (make robustness): the stage, then the report forced, with mCA for
+    both families (Keras and int8) in the leaderboard and the per-corruption table. Last in this
+    module: it rewrites the report the tests above read."""
+    root, env, _ = ran
+    out = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "robustness"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    from cnnzoo.files import read_csv
+
+    rows = {r["arch"]: r for r in read_csv(root / "reports/robustness.csv")}
+    assert set(rows) == {"lenet5", "mobilenet_v2"}
+    for r in rows.values():
+        for model in ("keras", "int8"):
+            assert float(r[f"{model}_mca_low"]) <= float(r[f"{model}_mca"]) \
+                <= float(r[f"{model}_mca_high"])
+    md = (root / "reports/leaderboard.md").read_text()
+    assert "## Robustness to corruptions" in md and "most robust per KB" in md
+    head = next(line for line in md.splitlines() if line.startswith("| architecture | params"))
+    col = head.split(" | ").index("mCA int8")
+    for arch in rows:
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {arch} | "))
+        assert line.split(" | ")[col].startswith(f"{float(rows[arch]['int8_mca']):.4f} ±")
+    assert (root / "plots/robustness.png").stat().st_size > 10_000
