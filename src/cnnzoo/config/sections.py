@@ -225,6 +225,8 @@ class ExportConfig(_Section):
     debug_samples: int = Field(32, ge=1)
     # An int8 model that fails the gate is retried with its worst layers kept in float.
     repair: bool = True
+    # The classifiers also as ONNX, run by onnxruntime and gated like the TFLite variants.
+    onnx: bool = True
     latency_runs: int = Field(100, ge=1)
     latency_threads: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     eval_limit: int = Field(0, ge=0)

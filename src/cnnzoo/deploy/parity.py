@@ -9,6 +9,8 @@
    `export.repair` is on, keep its worst layers in float, smallest change first, until it is
    within `max_drop` on the validation split; the test split's gate still decides.
 5. Where float32 and int8 disagree on the test split: which images, and by what margins.
+6. The second runtime (`export.onnx`): the Keras model as ONNX through onnxruntime, measured
+   and gated like a TFLite variant.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from cnnzoo.tasks import calibration
 from cnnzoo.tasks.intervals import mean_interval
 
 log = logging.getLogger(__name__)
+
+ONNX = "onnx"  # the second runtime's entry beside the TFLite variants
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,15 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
     result["int8"]["float_ops"] = convert.float_ops(files["int8"])
     result["int8_size_ratio"] = len(files["float32"]) / len(files["int8"])
     result["disagreement"] = disagreement(logits["float32"], logits["int8"], test.y)
+    if cfg.onnx:
+        from cnnzoo.deploy import onnx_runtime
+
+        files[ONNX] = onnx_runtime.to_onnx(net)
+        result[ONNX], onnx_logits = _measure(files[ONNX], test, cfg, keras_acc, f"{name} onnx",
+                                             runtime=onnx_runtime.OnnxModel)
+        result[ONNX].update(calibration.ece_record(onnx_logits, test.y, temperature))
+        result[ONNX]["max_abs_logit_diff_float32"] = float(
+            np.abs(onnx_logits - logits["float32"]).max())
     return files, result
 
 
@@ -125,12 +138,14 @@ def _layer_names(net: keras.Model) -> list[str]:
 
 
 def _measure(content: bytes, test: Split, cfg: ExportConfig, keras_acc: float,
-             desc: str) -> tuple[dict, np.ndarray]:
-    """Step 2 and 3 for one file: its metrics and its test logits."""
-    logits = _lite(content).predict_logits(test.x, desc=desc)
+             desc: str, runtime=convert.LiteModel) -> tuple[dict, np.ndarray]:
+    """Step 2 and 3 for one file: its metrics and its test logits. `runtime(content,
+    num_threads)`: LiteRT's interpreter, or onnxruntime's session for ONNX."""
+    # Every core for evaluation (latency is timed per thread count below).
+    logits = runtime(content, num_threads=os.cpu_count() or 1).predict_logits(test.x, desc=desc)
     correct = np.argmax(logits, axis=-1) == test.y
     acc = float(correct.mean())
-    latency = _latency(content, test.x[0], cfg)
+    latency = _latency(content, test.x[0], cfg, runtime)
     log.info("export %-24s %8.1f KB  accuracy %.4f (Keras %.4f)  %s", desc, len(content) / 1024,
              acc, keras_acc, "  ".join(f"{k} {v:.3f} ms" for k, v in latency.items()
                                        if "median" in k))
@@ -196,10 +211,11 @@ def disagreement(float_logits: np.ndarray, int8_logits: np.ndarray, y: np.ndarra
                        for i in shown_idx]}
 
 
-def _latency(content: bytes, img: np.ndarray, cfg: ExportConfig) -> dict[str, float]:
+def _latency(content: bytes, img: np.ndarray, cfg: ExportConfig,
+             runtime=convert.LiteModel) -> dict[str, float]:
     latency = {}
     for threads in cfg.latency_threads:
-        timed = convert.LiteModel(content, num_threads=threads)
+        timed = runtime(content, num_threads=threads)
         for stat, ms in timed.latency(img, cfg.latency_runs).items():
             latency[f"{threads}t_{stat}"] = ms
     return latency
@@ -226,8 +242,9 @@ def convert_and_score(net: keras.Model, variants: tuple[str, ...], cfg: ExportCo
 
 
 def gate_failures(result: dict, max_drop: float, metric: str = "accuracy") -> list[str]:
-    """The parity gate: one line per variant that lost more than `max_drop` of `metric`."""
-    variants = [v for v in convert.VARIANTS if v in result]
+    """The parity gate: one line per variant (ONNX too) that lost more than `max_drop` of
+    `metric`."""
+    variants = [v for v in (*convert.VARIANTS, ONNX) if v in result]
     return [f"{variant} {metric} {result[variant][metric]:.4f} is "
             f"{result[variant]['drop']:.4f} below the Keras model's "
             f"{result[f'keras_{metric}']:.4f} (export.max_drop={max_drop})"

@@ -110,13 +110,13 @@ def _latency(variant: dict, stat: str, threads: int | None = None) -> float:
 
 
 def mobile_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
-    """One row per (architecture, TFLite variant) from the export stage's metrics."""
+    """One row per (architecture, TFLite variant or ONNX) from the export stage's metrics."""
     from cnnzoo.deploy.convert import VARIANTS
 
     rows = []
     for arch in archs:
         ex = read_json(metrics_dir / "export" / f"{arch}.json")
-        for variant in VARIANTS:
+        for variant in (v for v in (*VARIANTS, "onnx") if v in ex):
             v = ex[variant]
             threads = sorted({int(k.split("t_")[0]) for k in v["latency"]})
             ops = v.get("float_ops", {})
@@ -129,7 +129,8 @@ def mobile_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
                 "threads": "/".join(map(str, threads)),
                 "notes": (f"{ex['int8_scales'].replace('_', '-')} scales; "
                           + (f"float ops: {', '.join(f'{k}×{n}' for k, n in ops.items())}"
-                             if ops else "integer-only")) if variant == "int8" else "",
+                             if ops else "integer-only")) if variant == "int8" else
+                         "onnxruntime, CPU" if variant == "onnx" else "",
             })
     return rows
 
@@ -145,7 +146,7 @@ def pick_mobile(archs: list[str], metrics_dir: Path, tolerance: float) -> str:
 
 def mobile_markdown(rows: list[dict], pick: str | None, version: str | None = None) -> str:
     threads = rows[0]["threads"] if rows else "1"
-    lines = ["## Mobile export (TFLite through LiteRT)", "",
+    lines = ["## Mobile export (TFLite through LiteRT; ONNX through onnxruntime)", "",
              "Every variant evaluated on the whole test split; latency is batch-1 `invoke()` "
              f"with XNNPACK on the **host CPU (not a phone)**, median (p90) in ms at {threads} "
              "thread(s), warm-up excluded.", "",

@@ -32,11 +32,13 @@ def gate_and_write(out: str, metrics: str, files: dict[str, bytes], result: dict
 def write_export(out: str, files: dict[str, bytes], card: dict, run,
                  labels: list[str] | None = None) -> None:
     """An export folder written atomically as a whole: the .tflite files (named in
-    card["variants"]), labels.txt when given and model.json; then logged as `tflite` artifacts."""
+    card["variants"]) and any other file the card names under the same key (`onnx`), labels.txt
+    when given and model.json; then logged as `tflite` artifacts."""
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for variant, content in files.items():
-            (tmp / card["variants"][variant]["file"]).write_bytes(content)
+            entry = card["variants"].get(variant) or card[variant]
+            (tmp / entry["file"]).write_bytes(content)
         if labels is not None:
             (tmp / "labels.txt").write_text("\n".join(labels) + "\n")
         write_json(tmp / "model.json", card)

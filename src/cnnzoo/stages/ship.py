@@ -145,10 +145,12 @@ def _disagreement_figure(found: dict, x: np.ndarray, names: list[str], path: str
 
 def _flat_metrics(result: dict) -> dict[str, float]:
     from cnnzoo.deploy.convert import VARIANTS
+    from cnnzoo.deploy.parity import ONNX
 
-    flat = {f"{v}_{k}": result[v][k] for v in VARIANTS
+    measured = [v for v in (*VARIANTS, ONNX) if v in result]
+    flat = {f"{v}_{k}": result[v][k] for v in measured
             for k in ("size_bytes", "accuracy", "drop", "ece", "ece_scaled")}
-    flat.update({f"{v}_latency_{k}": ms for v in VARIANTS for k, ms in result[v]["latency"].items()})
+    flat.update({f"{v}_latency_{k}": ms for v in measured for k, ms in result[v]["latency"].items()})
     int8 = result["int8"]
     flat.update(keras_accuracy=result["keras_accuracy"], int8_size_ratio=result["int8_size_ratio"],
                 int8_float_ops=sum(int8["float_ops"].values()),
@@ -167,10 +169,14 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
     Only what the files depend on: the MLflow run and the git commit are the run's tags."""
     from cnnzoo.data.serving_input import border_brightness
     from cnnzoo.deploy.convert import LiteModel
+    from cnnzoo.deploy.onnx_runtime import OPSET
+    from cnnzoo.deploy.parity import ONNX
 
     shape = meta["image_shape"]
     variants = {}
     for variant, content in files.items():
+        if variant == ONNX:
+            continue
         inp = LiteModel(content).inp
         scale, zero = inp["quantization"]
         variants[variant] = {"file": f"{arch}_{variant}.tflite",
@@ -203,6 +209,10 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
         # Fitted on the validation split (evaluate stage): calibrated probabilities, same argmax.
         "temperature": float(result["temperature"]),
         "variants": variants,
+        # The same network for onnxruntime: float32 input as above, dynamic batch.
+        **({ONNX: {"file": f"{arch}.onnx", "input": "image", "opset": OPSET,
+                   **{k: result[ONNX][k] for k in ("size_bytes", "accuracy")}}}
+           if ONNX in files else {}),
         "keras_accuracy": result["keras_accuracy"],
         "test_images": result["test_images"],
     }
