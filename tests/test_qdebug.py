@@ -133,5 +133,7 @@ def test_layer_label():
     names = ["conv2", "dense"]
     assert qdebug.layer_label("functional_1/conv2_1/Relu;functional_1/conv2_1/BiasAdd",
                               names) == "conv2"
+    nested = ["backbone", "conv2", "dense"]  # a layer inside a nested model: the layer
+    assert qdebug.layer_label("functional_1/backbone_1/conv2_1/Relu", nested) == "conv2"
     assert qdebug.layer_label("StatefulPartitionedCall_1:", names) == "dense"  # the output
     assert qdebug.layer_label("other/Reshape", names) == "other/Reshape"

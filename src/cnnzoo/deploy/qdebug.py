@@ -137,11 +137,12 @@ def _options(denylist: list[str] | None = None):
 
 def layer_label(tensor: str, layer_names: Sequence[str]) -> str:
     """The Keras layer behind a TFLite tensor name such as
-    "functional_1/conv2_1/Relu;functional_1/conv2_1/BiasAdd": the first path part that names a
-    layer of the model (Keras adds `_1` suffixes when tracing). The model's output tensor is
-    named after the SavedModel's call ("StatefulPartitionedCall_1:0"): the last layer."""
+    "functional_1/backbone_1/conv2_1/Relu;...": the innermost path part that names a layer of
+    the model (a nested model's layer, not the nested model; Keras adds `_1` suffixes when
+    tracing). The model's output tensor is named after the SavedModel's call
+    ("StatefulPartitionedCall_1:0"): the last layer."""
     names = set(layer_names)
-    for part in tensor.split(";")[0].split("/"):
+    for part in reversed(tensor.split(";")[0].split("/")):
         for candidate in (part, re.sub(r"_\d+$", "", part)):
             if candidate in names:
                 return candidate

@@ -157,5 +157,6 @@ def image_grid(images: np.ndarray, captions: Sequence[str], path: str | Path, ti
         ax.set_title(caption, fontsize=6)
     if not len(images):
         axes.flat[0].text(0, 0.5, "none", fontsize=9)
-    fig.suptitle(title, fontsize=9)
+    # Above the top row's captions (4 lines each), which reach into the default title space.
+    fig.suptitle(title, fontsize=9, y=1 + 0.6 / fig.get_figheight())
     save_figure(fig, path)

@@ -121,9 +121,9 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
         write_export(out, files, card, run, labels=names)
         write_json(metrics, result)
     worst, repair = result["int8"]["worst_layer"], result["int8"]["repair"]
-    log.info("export %s: 4 variants within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)%s; "
+    log.info("export %s: %d files within %.3f of Keras %.4f; int8 %.1fx smaller (%s scales)%s; "
              "worst int8 layer %s (RMSE/scale %.2f); float32 and int8 disagree on %d images",
-             arch, cfg.max_drop, result["keras_accuracy"], result["int8_size_ratio"],
+             arch, len(files), cfg.max_drop, result["keras_accuracy"], result["int8_size_ratio"],
              result["int8_scales"].replace("_", "-"),
              f", repaired with {', '.join(repair['float_layers'])} in float"
              if repair and repair["float_layers"] else "",
