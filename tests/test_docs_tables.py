@@ -98,3 +98,41 @@ def test_the_deployment_table_lists_the_variants_the_export_writes():
     from cnnzoo.deploy.convert import VARIANTS
 
     assert docs_tables.VARIANTS == VARIANTS  # a TensorFlow-free copy, kept in step
+
+
+def test_the_int8_calibration_onnx_and_robustness_tables(tmp_path):
+    """The export metrics' debugger, repair, disagreement, ECE and ONNX entries, and `make
+    robustness`'s CSV, rendered as the docs show them."""
+    from cnnzoo.reporting import robustness_table
+    from cnnzoo.tasks.corruptions import CORRUPTIONS
+
+    m = _export_metrics(0.0010)
+    m["int8"].update(layers=[{"rmse_scale": 0.4}, {"rmse_scale": 1.2}], repair=None,
+                     worst_layer={"layer": "head", "op": "FULLY_CONNECTED", "rmse_scale": 1.2},
+                     ece=0.0612, ece_scaled=0.0071)
+    m.update(temperature=0.655, disagreement={"count": 9, "float_right": 5, "int8_right": 3,
+                                              "median_float_margin": 0.08,
+                                              "median_float_margin_all": 0.97},
+             onnx={"size_bytes": 240 * 1024, "accuracy": 0.92, "drop": 0.0,
+                   "max_abs_logit_diff_float32": 1.5e-6,
+                   "latency": {"1t_median_ms": 0.03, "2t_median_ms": 0.02}})
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export/lenet5.json").write_text(json.dumps(m))
+    (tmp_path / "leaderboard.csv").write_text(
+        "arch,ece,ece_low,ece_high,ece_scaled,ece_scaled_low,ece_scaled_high\n"
+        "lenet5,0.0782,0.0740,0.0820,0.0069,0.0050,0.0098\n")
+    (tmp_path / "provenance.json").write_text("{}")
+    debug = docs_tables.render("int8-debug", tmp_path)
+    assert "| lenet5 | head (FULLY_CONNECTED) | 1.20 | 1 of 2 | none needed | 9 (5 / 3) | " \
+           "0.08 / 0.97 |" in debug
+    assert "| lenet5 | 0.655 | 0.0782 ±0.0040 → 0.0069 ±0.0024 | 0.0612 → 0.0071 |" in \
+        docs_tables.render("calibration", tmp_path)
+    assert "| lenet5 | 240.0 | 0.9200 | +0.0000 | 1.5e-06 | 0.030 / 0.020 | 0.050 / 0.040 |" \
+        in docs_tables.render("onnx", tmp_path)
+    found = {mm: {"clean_accuracy": 0.92, "mca": 0.7, "mca_ci": [0.69, 0.71],
+                  "corruptions": dict.fromkeys(CORRUPTIONS, 0.7)} for mm in ("keras", "int8")}
+    robustness_table.write([robustness_table.row("lenet5", found, 65 * 1024, "x")],
+                           tmp_path / "robustness.csv", tmp_path / "r.md", images=1000)
+    table = docs_tables.render("robustness", tmp_path)
+    assert "| lenet5 | 65.0 | 0.9200 / 0.9200 | 0.7000 ±0.0100 | 0.7000 ±0.0100 |" in table
+    assert "most robust per KB: **lenet5**" in table

@@ -43,6 +43,7 @@ SOURCES = {
     "detect.json": "metrics/detect/test.json",
     "verify.json": "metrics/verify/test.json",
     "export": "metrics/export",  # a folder: one JSON per family
+    "robustness.csv": "reports/robustness.csv",  # after `make robustness`
 }
 # cnnzoo.deploy.convert.VARIANTS, in its order; spelled out because importing that module loads
 # TensorFlow, which `make docs-tables` does not need.
@@ -133,11 +134,8 @@ def other_pipelines(snapshot: Path) -> list[str]:
 
 def deployment(snapshot: Path) -> list[str]:
     """Each family's four TFLite files: sizes, accuracy kept, latency (`export@<arch>`)."""
-    order = [r["arch"] for r in read_csv(snapshot / "leaderboard.csv")]
-    found = {f.stem: read_json(f) for f in sorted((snapshot / "export").glob("*.json"))}
     body = []
-    for arch in [a for a in order if a in found] + sorted(set(found) - set(order)):
-        m = found[arch]
+    for arch, m in _exports(snapshot):
         worst = max(VARIANTS, key=lambda v: (m[v]["drop"], -VARIANTS.index(v)))
         body.append([arch, *(f"{m[v]['size_bytes'] / 1024:,.1f}" for v in VARIANTS),
                      f"{m['int8_size_ratio']:.1f}×", m["int8_scales"].replace("_", "-"),
@@ -147,6 +145,68 @@ def deployment(snapshot: Path) -> list[str]:
                    "float32 / int8", "int8 scales", "acc Keras", "largest drop",
                    "int8 ms, 1 / 2 threads", "float32 ms, 1 thread"], body,
                   ["---"] + ["---:"] * 10)
+
+
+def _exports(snapshot: Path) -> list[tuple[str, dict]]:
+    """(family, its export metrics) in the leaderboard's order."""
+    order = [r["arch"] for r in read_csv(snapshot / "leaderboard.csv")]
+    found = {f.stem: read_json(f) for f in sorted((snapshot / "export").glob("*.json"))}
+    return [(a, found[a]) for a in [a for a in order if a in found] + sorted(set(found) - set(order))]
+
+
+def int8_debug(snapshot: Path) -> list[str]:
+    """Per family: the int8 model's worst layer, any repair, and float32/int8 disagreement."""
+    body = []
+    for arch, m in _exports(snapshot):
+        q, d = m["int8"], m["disagreement"]
+        worst, repair = q["worst_layer"], q["repair"]
+        body.append([arch, f"{worst['layer']} ({worst['op']})", f"{worst['rmse_scale']:.2f}",
+                     f"{sum(e['rmse_scale'] > 1 for e in q['layers'])} of {len(q['layers'])}",
+                     "none needed" if repair is None else ", ".join(repair["float_layers"] or
+                                                                   ["failed"]),
+                     f"{d['count']} ({d['float_right']} / {d['int8_right']})",
+                     f"{d['median_float_margin']:.2f} / {d['median_float_margin_all']:.2f}"
+                     if d["count"] else "–"])
+    return _table(["architecture", "worst int8 layer (op)", "RMSE / scale", "layers > 1 step",
+                   "repair", "fp32 ≠ int8 (fp32 / int8 right)", "fp32 margin there / all"],
+                  body, ["---", "---"] + ["---:"] * 5)
+
+
+def calibration(snapshot: Path) -> list[str]:
+    """Per family: the temperature and ECE before / after it, Keras and int8."""
+    rows = {r["arch"]: r for r in read_csv(snapshot / "leaderboard.csv")}
+    body = []
+    for arch, m in _exports(snapshot):
+        r = rows.get(arch, {})
+        keras = (f"{interval_cell(r, 'ece')} → {interval_cell(r, 'ece_scaled')}"
+                 if r.get("ece") not in (None, "") else "–")
+        body.append([arch, f"{m['temperature']:.3f}", keras,
+                     f"{m['int8']['ece']:.4f} → {m['int8']['ece_scaled']:.4f}"])
+    return _table(["architecture", "temperature T", "ECE Keras, before → after T (95% CI)",
+                   "ECE int8, before → after T"], body, ["---"] + ["---:"] * 3)
+
+
+def onnx(snapshot: Path) -> list[str]:
+    """Per family: the ONNX file through onnxruntime against Keras and TFLite float32."""
+    body = []
+    for arch, m in _exports(snapshot):
+        if "onnx" not in m:
+            continue
+        o = m["onnx"]
+        body.append([arch, f"{o['size_bytes'] / 1024:,.1f}", f"{o['accuracy']:.4f}",
+                     f"{o['drop']:+.4f}", f"{o['max_abs_logit_diff_float32']:.1e}",
+                     f"{_ms(o, 1)} / {_ms(o, 2)}", f"{_ms(m['float32'], 1)} / "
+                     f"{_ms(m['float32'], 2)}"])
+    return _table(["architecture", "ONNX KB", "accuracy", "drop vs Keras",
+                   "max |Δ logit| vs TFLite float32", "onnxruntime ms, 1 / 2 threads",
+                   "TFLite float32 ms, 1 / 2 threads"], body, ["---"] + ["---:"] * 6)
+
+
+def robustness(snapshot: Path) -> list[str]:
+    """Mean corruption accuracy and per corruption (`make robustness`)."""
+    from cnnzoo.reporting.robustness_table import to_markdown
+
+    return to_markdown(read_csv(snapshot / "robustness.csv")).rstrip("\n").split("\n")
 
 
 def _ms(variant: dict, threads: int) -> str:
@@ -162,6 +222,10 @@ TABLES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
     "seeds": (seeds, ("seeds.csv",)),
     "other-pipelines": (other_pipelines, ("segment.json", "detect.json", "verify.json")),
     "deployment": (deployment, ("export",)),
+    "int8-debug": (int8_debug, ("export",)),
+    "calibration": (calibration, ("export", "leaderboard.csv")),
+    "onnx": (onnx, ("export",)),
+    "robustness": (robustness, ("robustness.csv",)),
 }
 
 
