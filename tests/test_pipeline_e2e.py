@@ -90,6 +90,8 @@ def test_dvc_repro_end_to_end(ran):
         expected += [f"metrics/{a}.json", f"plots/confusion/{a}.png", f"metrics/export/{a}.json",
                      f"exports/{a}/labels.txt", f"exports/{a}/model.json"]
         expected += [f"exports/{a}/{a}_{v}.tflite" for v in VARIANTS]
+        expected += [f"exports/{a}/{a}.onnx", f"plots/reliability/{a}.png",
+                     f"plots/export/{a}_disagreement.png"]
         expected += [f"plots/visualize/{a}/{f}" for f in FIGURES]
     expected += ["data/scenes/train.npz", "data/scenes/meta.json", "models/segment/unet.keras",
                  "metrics/segment/test.json", "plots/segment/overlay.png",
@@ -122,8 +124,16 @@ def test_dvc_repro_end_to_end(ran):
             assert ex[v]["drop"] == pytest.approx(ex["keras_accuracy"] - ex[v]["accuracy"])
         assert ex["keras_accuracy"] == ev["accuracy"] and ex["test_images"] == 100
         assert ex["int8"]["size_bytes"] < ex["float32"]["size_bytes"]
+        # Calibration, the int8 debugger's table, disagreement and the second runtime.
+        assert ev["ece_ci"][0] <= ev["ece"] <= ev["ece_ci"][1] and ev["temperature"] > 0
+        assert ex["temperature"] == ev["temperature"]
+        assert ex["int8"]["layers"] and ex["int8"]["worst_layer"]["rmse_scale"] == max(
+            e["rmse_scale"] for e in ex["int8"]["layers"])
+        assert 0 <= ex["disagreement"]["count"] <= 100
+        assert ex["onnx"]["max_abs_logit_diff_float32"] < 1e-3
         card = json.loads((root / f"exports/{a}/model.json").read_text())
         assert card["input"]["source_size"] == [28, 28]
+        assert card["temperature"] == ev["temperature"] and card["onnx"]["file"] == f"{a}.onnx"
         for s in ("transfer", "finetune", "scratch"):  # 10 labels per class of the pool of 20
             m = json.loads((root / f"metrics/{s}/{a}.json").read_text())
             assert m["train_images"] == 50 and 0.0 <= m["test_accuracy"] <= 1.0
@@ -132,7 +142,10 @@ def test_dvc_repro_end_to_end(ran):
     assert all(f"| {a} |" in report for a in archs)
     assert "| acc scratch | acc linear probe | acc fine-tuned | transfer gain |" in report
     row = next(line for line in report.splitlines() if line.startswith("| lenet5 |"))
-    assert row.count(" ±0.") == 5 and " [" in row  # 5 accuracies and the paired gain
+    # 5 accuracies and 2 ECEs, and the paired gain; mCA cells stay empty until `make robustness`
+    assert row.count(" ±0.") == 7 and " [" in row
+    assert "## Where int8 loses (quantization debugger)" in report
+    assert "Not measured for these models yet: `make robustness`" in report
     assert "## Mobile export" in report and "| lenet5 | dynamic_int8 |" in report
     assert "Not computed yet: `make sizes`" in report
     seg = json.loads((root / "metrics/segment/test.json").read_text())

@@ -1,7 +1,8 @@
-"""`make docs-images`: the pictures of the README and docs/results.md, taken from the last
-`make run` in this checkout (never drawn by hand): the leaderboard figure, a first-layer filter
-grid, a Grad-CAM sample and two MLflow UI screenshots (the runs table, a run's visualisation
-artifacts), shrunk to small palette PNGs in docs/images/."""
+"""`make docs-images`: the pictures of the README and docs/, taken from the last `make run` in
+this checkout (never drawn by hand): the leaderboard figure, a first-layer filter grid, a
+Grad-CAM sample, a reliability diagram, a float32/int8 disagreement grid, the robustness figure
+once `make robustness` has run, and two MLflow UI screenshots (the runs table, a run's
+visualisation artifacts), shrunk to small palette PNGs in docs/images/."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ OUT = Path("docs/images")
 # picture in docs/images/ -> what the pipeline wrote.
 FIGURES = {"leaderboard.png": "reports/leaderboard.png",
            "filters_lenet5.png": "plots/visualize/lenet5/filters.png",
-           "gradcam_resnet20.png": "plots/visualize/resnet20/gradcam.png"}
+           "gradcam_resnet20.png": "plots/visualize/resnet20/gradcam.png",
+           "reliability_vgg11.png": "plots/reliability/vgg11.png",
+           "disagreement_densenet_bc_100.png": "plots/export/densenet_bc_100_disagreement.png"}
+# ... and those of the stages `make run` leaves out, when they have run.
+OPTIONAL = {"robustness.png": "plots/robustness.png"}
 SCREENSHOTS = ("mlflow_runs.png", "mlflow_artifacts.png")
 
 
@@ -77,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     if why := browser.missing_browser():
         log.error("cannot take the MLflow screenshots: %s", why)
         return 1
-    for name, src in FIGURES.items():
+    optional = {n: src for n, src in OPTIONAL.items() if (root / src).is_file()}
+    for name, src in {**FIGURES, **optional}.items():
         shrink(root / src, root / OUT / name)
     with tempfile.TemporaryDirectory() as tmp:
         screenshots(root, Path(tmp))
         for name in SCREENSHOTS:
             shrink(Path(tmp) / name, root / OUT / name)
-    for name in (*FIGURES, *SCREENSHOTS):
+    for name in (*FIGURES, *optional, *SCREENSHOTS):
         log.info("%s: %.0f KB", OUT / name, (root / OUT / name).stat().st_size / 1024)
     return 0
 
