@@ -66,3 +66,30 @@ def test_invalid_budget_fails_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: pytest.fail("ran dvc"))
     with pytest.raises(ConfigError, match="labels_per_class=5000 is more than b_pool_per_class"):
         sweep.run_sweep([20, 5000], params_path=str(params))
+
+
+def test_rows_carry_the_int8_file_and_whether_it_passed_the_gate(tmp_path):
+    """`make sweep` reruns the export at every budget: the fine-tuned model's int8 accuracy,
+    its drop and the gate's verdict (recorded, not fatal, with export.enforce_gate false)."""
+    from cnnzoo.reporting import docs_tables
+    from cnnzoo.reporting.figures import label_sweep_plot
+
+    rows = []
+    for n, drop, failures in ((5, 0.03, ["int8 accuracy ... below"]), (20, 0.002, [])):
+        write_metrics(tmp_path / str(n), "lenet5", 0.7, 0.8, 0.85)
+        (tmp_path / str(n) / "export").mkdir()
+        (tmp_path / str(n) / "export" / "lenet5.json").write_text(json.dumps(
+            {"int8": {"accuracy": 0.85 - drop, "drop": drop, "accuracy_ci": [0.8, 0.84]},
+             "gate_failures": failures}))
+        rows += sweep.collect(["lenet5"], tmp_path / str(n), n)
+    assert rows[0]["int8"] == 0.82 and rows[0]["int8_gate"] == "fail"
+    assert rows[1]["int8_gate"] == "pass" and rows[1]["int8_drop"] == 0.002
+    assert rows[0]["int8_low"] == 0.8
+    assert "int8 TFLite 0.8200 (0/1 within the parity gate)" in sweep.summary(rows)
+    (tmp_path / "sweep.csv").write_text(sweep.to_csv(rows))
+    (tmp_path / "provenance.json").write_text("{}")
+    table = docs_tables.render("sweep", tmp_path)
+    assert "| lenet5 | 0.850, +0.150, 0.820 ±0.020 |" in table
+    assert "| int8 within the parity gate | 0 of 1 | 1 of 1 |" in table
+    label_sweep_plot(rows, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000

@@ -218,6 +218,9 @@ class ExportConfig(_Section):
     # Parity gate: every TFLite variant may lose at most this much test accuracy against the
     # Keras model, else the stage fails.
     max_drop: float = Field(0.01, ge=0, le=1)
+    # false: a file past the gate is written anyway, its failure recorded in the metrics
+    # (`gate_failures`) and logged; `make sweep` sets it to measure every label budget.
+    enforce_gate: bool = True
     # int8 weight scales: per_channel (TFLite's default), per_tensor (smaller file), or auto:
     # per_tensor unless it loses more than max_drop on the validation split.
     int8_scales: Literal["auto", "per_channel", "per_tensor"] = "auto"

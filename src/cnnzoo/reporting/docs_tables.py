@@ -83,14 +83,20 @@ def sweep(snapshot: Path) -> list[str]:
     budgets = sorted({int(r["labels_per_class"]) for r in rows})
     archs = list(dict.fromkeys(r["arch"] for r in rows))
     cell = {(r["arch"], int(r["labels_per_class"])): r for r in rows}
-    head = ["arch", *(f"{n} labels/class: fine-tuned, gain" for n in budgets)]
+    int8 = all(r.get("int8") not in (None, "") for r in rows)  # sweeps since int8 was collected
+    head = ["arch", *(f"{n} labels/class: fine-tuned, gain{', int8' if int8 else ''}"
+                      for n in budgets)]
     body = [[a, *(f"{interval_cell(cell[a, n], 'fine_tuned', 3)}, "
                   f"{interval_cell(cell[a, n], 'gain', 3, sign=True)}"
+                  + (f", {interval_cell(cell[a, n], 'int8', 3)}" if int8 else "")
                   if (a, n) in cell else "not run" for n in budgets)] for a in archs]
     wins = ["transfer > scratch (interval above 0)",
             *(f"{sum(_above_zero(cell[a, n]) for a in archs if (a, n) in cell)} of "
               f"{sum((a, n) in cell for a in archs)}" for n in budgets)]
-    return _table(head, [*body, wins], ["---"] + ["---:"] * len(budgets))
+    gate = [["int8 within the parity gate",
+             *(f"{sum(cell[a, n]['int8_gate'] == 'pass' for a in archs if (a, n) in cell)} of "
+               f"{sum((a, n) in cell for a in archs)}" for n in budgets)]] if int8 else []
+    return _table(head, [*body, wins, *gate], ["---"] + ["---:"] * len(budgets))
 
 
 def _above_zero(row: dict) -> bool:

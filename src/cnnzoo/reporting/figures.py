@@ -60,9 +60,12 @@ def confusion_matrix_plot(cm: np.ndarray, names: Sequence[str], path: str | Path
 
 def label_sweep_plot(rows: Sequence[dict], path: str | Path) -> None:
     """Test accuracy vs labels per class (log x): every architecture thin, the mean over
-    architectures bold, scratch against linear probe and fine-tuned transfer."""
+    architectures bold, scratch against linear probe and fine-tuned transfer, and the
+    fine-tuned model's int8 TFLite file when the rows have it."""
     series = (("scratch", "from scratch", "tab:red"), ("linear_probe", "linear probe", "tab:gray"),
               ("fine_tuned", "fine-tuned transfer", "tab:blue"))
+    if rows and all(r.get("int8") not in (None, "") for r in rows):
+        series += (("int8", "its int8 TFLite", "tab:green"),)
     labels = sorted({r["labels_per_class"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, name, colour in series:
@@ -75,7 +78,7 @@ def label_sweep_plot(rows: Sequence[dict], path: str | Path) -> None:
     ax.set_xticks(labels, [str(n) for n in labels])
     ax.set_xlabel("labelled images per class (task B)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("label sweep: transfer vs training from scratch")
+    ax.set_title("label sweep: transfer vs training from scratch, and the phone's file")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     save_figure(fig, path)

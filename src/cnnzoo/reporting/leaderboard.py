@@ -137,10 +137,16 @@ def mobile_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
 
 def pick_mobile(archs: list[str], metrics_dir: Path, tolerance: float) -> str:
     """The model to ship to phones: the smallest int8 file among those whose int8 test accuracy
-    is within `tolerance` of the best int8 accuracy."""
-    int8 = {a: read_json(metrics_dir / "export" / f"{a}.json")["int8"] for a in archs}
+    is within `tolerance` of the best int8 accuracy, among the families whose files all passed
+    the parity gate (with `export.enforce_gate: false` some may not have)."""
+    exports = {a: read_json(metrics_dir / "export" / f"{a}.json") for a in archs}
+    passed = [a for a in archs if not exports[a].get("gate_failures")]
+    if not passed:
+        raise ValueError("no family's export passed the parity gate (export.enforce_gate is "
+                         "false): nothing to pick for phones")
+    int8 = {a: exports[a]["int8"] for a in passed}
     best = max(v["accuracy"] for v in int8.values())
-    near = [a for a in archs if int8[a]["accuracy"] >= best - tolerance]
+    near = [a for a in passed if int8[a]["accuracy"] >= best - tolerance]
     return min(near, key=lambda a: (int8[a]["size_bytes"], -int8[a]["accuracy"]))
 
 

@@ -1,8 +1,11 @@
 """Label sweep (`make sweep`): the pipeline at several task-B label budgets, as DVC experiments.
 
-For each budget, `dvc exp run -S data.labels_per_class=N transfer finetune scratch` reruns only
-task B's stages: download, augment and pretrain do not read that key, so they are reused. The
-test accuracies of scratch, linear probe and fine-tuned transfer are collected after each run.
+For each budget, `dvc exp run -S data.labels_per_class=N transfer finetune scratch export`
+reruns only task B's stages: download, augment and pretrain do not read that key, so they are
+reused. The test accuracies of scratch, linear probe, fine-tuned transfer and its int8 TFLite
+file are collected after each run: how many labels until the phone model is good enough. The
+other budgets run with `export.enforce_gate=false`, so an int8 file past the parity gate is
+measured and marked, not a failed sweep.
 The params file's own budget runs first (nothing to do after `make run`) and again last, so the
 workspace ends as `make run` left it (`restore=False` skips that last pass); the params file is
 restored byte for byte.
@@ -26,11 +29,13 @@ from cnnzoo.files import csv_text, read_json, write_text
 from cnnzoo.tools import warm
 
 log = logging.getLogger(__name__)
-STAGES = ("transfer", "finetune", "scratch")
-FIELDS = ("labels_per_class", "arch", "scratch", "linear_probe", "fine_tuned", "gain")
+STAGES = ("transfer", "finetune", "scratch", "export")
+TRAINED = STAGES[:3]
+FIELDS = ("labels_per_class", "arch", "scratch", "linear_probe", "fine_tuned", "gain", "int8")
 COLUMN = {"transfer": "linear_probe", "finetune": "fine_tuned", "scratch": "scratch"}
 # Every accuracy's 95% bootstrap interval, and the gain's paired one (same test images).
-BOUNDS = tuple(f"{k}_{end}" for k in FIELDS[2:] for end in ("low", "high"))
+BOUNDS = (*(f"{k}_{end}" for k in FIELDS[2:] for end in ("low", "high")), "int8_drop",
+          "int8_gate")
 
 
 def collect(archs: list[str], metrics_dir: Path, labels_per_class: int) -> list[dict]:
@@ -39,7 +44,7 @@ def collect(archs: list[str], metrics_dir: Path, labels_per_class: int) -> list[
 
     rows = []
     for arch in archs:
-        runs = {s: read_json(metrics_dir / s / f"{arch}.json") for s in STAGES}
+        runs = {s: read_json(metrics_dir / s / f"{arch}.json") for s in TRAINED}
         acc = {s: r["test_accuracy"] for s, r in runs.items()}
         row = {"labels_per_class": labels_per_class, "arch": arch,
                "scratch": round(acc["scratch"], 4),
@@ -50,6 +55,13 @@ def collect(archs: list[str], metrics_dir: Path, labels_per_class: int) -> list[
         if all("test_accuracy_correct" in runs[s] for s in ("finetune", "scratch")):
             bounds["gain"] = paired_interval(unpack(runs["finetune"]["test_accuracy_correct"]),
                                              unpack(runs["scratch"]["test_accuracy_correct"]))
+        export = metrics_dir / "export" / f"{arch}.json"
+        if export.is_file():  # the int8 file of this budget's fine-tuned model
+            int8 = read_json(export)["int8"]
+            row.update(int8=round(int8["accuracy"], 4), int8_drop=round(int8["drop"], 4),
+                       int8_gate="fail" if read_json(export).get("gate_failures") else "pass")
+            if "accuracy_ci" in int8:
+                bounds["int8"] = int8["accuracy_ci"]
         for key, (low, high) in bounds.items():
             row.update({f"{key}_low": round(low, 4), f"{key}_high": round(high, 4)})
         rows.append(row)
@@ -68,8 +80,13 @@ def summary(rows: list[dict]) -> str:
         mean = {k: sum(r[k] for r in sel) / len(sel) for k in FIELDS[2:5]}
         wins = sum(r["fine_tuned"] > r["scratch"] for r in sel)
         sure = sum(r.get("gain_low", 0) > 0 for r in sel)
+        int8 = ""
+        if all("int8" in r for r in sel):
+            passed = sum(r["int8_gate"] == "pass" for r in sel)
+            int8 = (f", int8 TFLite {sum(r['int8'] for r in sel) / len(sel):.4f} "
+                    f"({passed}/{len(sel)} within the parity gate)")
         lines.append(f"{n:>5} labels/class: scratch {mean['scratch']:.4f}, linear probe "
-                     f"{mean['linear_probe']:.4f}, fine-tuned {mean['fine_tuned']:.4f}; "
+                     f"{mean['linear_probe']:.4f}, fine-tuned {mean['fine_tuned']:.4f}{int8}; "
                      f"transfer beats scratch for {wins}/{len(sel)} ({sure} with the paired "
                      "95% interval above zero)")
     return "\n".join(lines)
@@ -126,8 +143,11 @@ def run_sweep(labels: list[int], *, params_path: str = "params.yaml",
             rows.extend(collect(params.base.archs, Path(metrics_dir), n))
             done.add(n)
 
-    exp_runs([{"data.labels_per_class": n} for n in order], list(STAGES),
-             params_path=params_path, on_done=collect_budget)
+    # The default budget as `make run` left it (gate enforced: its export is DVC's cached one);
+    # the others record an int8 file past the gate instead of stopping the sweep.
+    exp_runs([{"data.labels_per_class": n} if n == default else
+              {"data.labels_per_class": n, "export.enforce_gate": False} for n in order],
+             list(STAGES), params_path=params_path, on_done=collect_budget)
     rows.sort(key=lambda r: (r["labels_per_class"], params.base.archs.index(r["arch"])))
     write_text(csv_path, to_csv(rows))
     label_sweep_plot(rows, plot_path)
