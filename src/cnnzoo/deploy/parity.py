@@ -111,7 +111,7 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
         result[variant].update(calibration.ece_record(logits[variant], test.y, temperature))
     int8 = result["int8"]
     int8["layers"] = [e.record() for e in debug.errors]
-    int8["worst_layer"] = debug.worst()[0].record() if debug.errors else None
+    int8["worst_layer"] = debug.worst()[0].record()
     repair = None
     if int8["drop"] > cfg.max_drop and cfg.repair:  # replaces result["int8"] when it works
         repair = _repair(debug, files, result, logits, cfg, val, test, keras_val, name)

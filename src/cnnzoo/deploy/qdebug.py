@@ -61,6 +61,8 @@ class Int8Debug:
                 debug_options=_options())
             self.debugger.run()
         self.errors = self._errors(layer_names)
+        if not self.errors:  # a full-integer conversion quantizes at least its first op
+            raise RuntimeError("the quantization debugger found no quantized layer to compare")
 
     def _errors(self, layer_names: Sequence[str]) -> list[LayerError]:
         """Per verified tensor, in graph order."""
@@ -103,11 +105,10 @@ class Int8Debug:
             found[tensor] = feeds
         return found
 
-    def candidates(self, limit: int | None = None) -> list[list[str]]:
+    def candidates(self) -> list[list[str]]:
         """Denylists to try, smallest first: the 1, 2, 4, ... worst layers (by RMSE / scale,
         only those above rounding) with the layers that feed them."""
         ranked = [e.tensor for e in self.worst(len(self.errors)) if e.rmse_scale > ROUNDING]
-        ranked = ranked[:limit] if limit else ranked
         feeds = self.producers()
         out, k = [], 1
         while ranked and k <= 2 * len(ranked):
@@ -152,12 +153,12 @@ def layer_label(tensor: str, layer_names: Sequence[str]) -> str:
 
 
 def repair(debug: Int8Debug, accurate: Callable[[bytes], bool],
-           limit: int | None = None) -> tuple[list[str] | None, bytes | None, list[dict]]:
+           ) -> tuple[list[str] | None, bytes | None, list[dict]]:
     """The first candidate denylist (`Int8Debug.candidates`) whose model `accurate` accepts:
     (its layers, the model bytes, every try), or (None, None, every try) when none does."""
     tried = []
     labels = {e.tensor: e.layer for e in debug.errors}
-    for tensors in debug.candidates(limit):
+    for tensors in debug.candidates():
         content = debug.keep_float(tensors)
         ok = accurate(content)
         tried.append({"float_layers": [labels[t] for t in tensors], "passed": bool(ok)})
