@@ -82,9 +82,10 @@ def test_leaderboard_path_comes_from_dvc_yaml():
     assert runner.leaderboard_csv(ROOT) == ROOT / "reports" / "leaderboard.csv"
 
 
-def test_cnnzoo_run_reproduces_every_stage_but_the_slow_sizes():
+def test_cnnzoo_run_reproduces_every_stage_but_the_slow_sizes_and_robustness():
     """`cnnzoo run` reproduces DEFAULT_TARGETS: they must need every stage of dvc.yaml except
-    `sizes`, which stays off `make run`'s path (`make sizes`)."""
+    `sizes` and `robustness`, which stay off `make run`'s path (`make sizes`, `make
+    robustness`)."""
     import networkx as nx
     from dvc.repo import Repo
 
@@ -93,4 +94,4 @@ def test_cnnzoo_run_reproduces_every_stage_but_the_slow_sizes():
     needed = set(runner.DEFAULT_TARGETS)
     for target in runner.DEFAULT_TARGETS:
         needed |= {s.addressing for s in nx.descendants(graph, by_name[target])}
-    assert set(by_name) - needed == {"sizes"}
+    assert set(by_name) - needed == {"sizes", "robustness"}
