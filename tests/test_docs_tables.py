@@ -36,14 +36,16 @@ def test_a_run_is_copied_with_its_provenance_and_the_blocks_rewritten(tmp_path):
            "+0.0242 [+0.0158, +0.0326] | 0.9200 |" in readme
     assert "old" not in readme and readme.endswith("<!-- /table -->\n")
     provenance = json.loads((tmp_path / "docs/results/provenance.json").read_text())
-    assert set(provenance) == {"leaderboard.csv"} and provenance["leaderboard.csv"]["host"]
+    # calibration.csv: the same file, for the calibration table alone
+    assert set(provenance) == {"leaderboard.csv", "calibration.csv"}
+    assert provenance["leaderboard.csv"]["host"]
     assert f"of the run of {provenance['leaderboard.csv']['date']} on " in readme
     assert "| lenet5 | 0.8986 ±0.0084 | 0.8236 |" in (tmp_path / "docs/results.md").read_text()
     assert docs_tables.stale_blocks(tmp_path) == []
 
     # A new run's numbers: the docs are stale until the tables are generated again.
     _project(tmp_path, LEADERBOARD.replace("0.9228", "0.9301"))
-    assert docs_tables.snapshot(tmp_path) == ["leaderboard.csv"]
+    assert docs_tables.snapshot(tmp_path) == ["leaderboard.csv", "calibration.csv"]
     assert docs_tables.stale_blocks(tmp_path) == ["README.md: leaderboard", "docs/results.md: transfer"]
     docs_tables.update_docs(tmp_path)
     assert docs_tables.stale_blocks(tmp_path) == [] and docs_tables.snapshot(tmp_path) == []
@@ -118,7 +120,7 @@ def test_the_int8_calibration_onnx_and_robustness_tables(tmp_path):
                    "latency": {"1t_median_ms": 0.03, "2t_median_ms": 0.02}})
     (tmp_path / "export").mkdir()
     (tmp_path / "export/lenet5.json").write_text(json.dumps(m))
-    (tmp_path / "leaderboard.csv").write_text(
+    (tmp_path / "calibration.csv").write_text(
         "arch,ece,ece_low,ece_high,ece_scaled,ece_scaled_low,ece_scaled_high\n"
         "lenet5,0.0782,0.0740,0.0820,0.0069,0.0050,0.0098\n")
     (tmp_path / "provenance.json").write_text("{}")

@@ -44,6 +44,9 @@ SOURCES = {
     "verify.json": "metrics/verify/test.json",
     "export": "metrics/export",  # a folder: one JSON per family
     "robustness.csv": "reports/robustness.csv",  # after `make robustness`
+    # The leaderboard again, for the calibration table's ECE columns alone, so that the
+    # leaderboard's own tables (and the prose quoting them) can keep an earlier run's snapshot.
+    "calibration.csv": "reports/leaderboard.csv",
 }
 # cnnzoo.deploy.convert.VARIANTS, in its order; spelled out because importing that module loads
 # TensorFlow, which `make docs-tables` does not need.
@@ -154,8 +157,9 @@ def deployment(snapshot: Path) -> list[str]:
 
 
 def _exports(snapshot: Path) -> list[tuple[str, dict]]:
-    """(family, its export metrics) in the leaderboard's order."""
-    order = [r["arch"] for r in read_csv(snapshot / "leaderboard.csv")]
+    """(family, its export metrics) in the leaderboard's order (by name without one)."""
+    board = snapshot / "leaderboard.csv"
+    order = [r["arch"] for r in read_csv(board)] if board.is_file() else []
     found = {f.stem: read_json(f) for f in sorted((snapshot / "export").glob("*.json"))}
     return [(a, found[a]) for a in [a for a in order if a in found] + sorted(set(found) - set(order))]
 
@@ -180,7 +184,7 @@ def int8_debug(snapshot: Path) -> list[str]:
 
 def calibration(snapshot: Path) -> list[str]:
     """Per family: the temperature and ECE before / after it, Keras and int8."""
-    rows = {r["arch"]: r for r in read_csv(snapshot / "leaderboard.csv")}
+    rows = {r["arch"]: r for r in read_csv(snapshot / "calibration.csv")}
     body = []
     for arch, m in _exports(snapshot):
         r = rows.get(arch, {})
@@ -229,7 +233,7 @@ TABLES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
     "other-pipelines": (other_pipelines, ("segment.json", "detect.json", "verify.json")),
     "deployment": (deployment, ("export",)),
     "int8-debug": (int8_debug, ("export",)),
-    "calibration": (calibration, ("export", "leaderboard.csv")),
+    "calibration": (calibration, ("export", "calibration.csv")),
     "onnx": (onnx, ("export",)),
     "robustness": (robustness, ("robustness.csv",)),
 }
