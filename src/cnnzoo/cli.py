@@ -129,7 +129,6 @@ def _sizes(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.sizes import measure_all
     from cnnzoo.files import read_csv
     from cnnzoo.reporting.sizes_table import to_text
-    from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
 
     logs.setup()
     if args.names:
@@ -141,32 +140,33 @@ def _sizes(args: argparse.Namespace) -> int:
             return 2
         print(to_text(measure_all(cfg)))
         return 0
-    # The stage, then the report again so its sizes section appears (seconds; the report does
-    # not depend on the stage, see dvc.yaml).
-    outcome = run_pipeline(["sizes"], summary=False)
+    if failed := _stage_then_report("sizes"):
+        return failed
+    print(to_text(read_csv(Path("reports/sizes.csv"))))
+    return 0
+
+
+def _stage_then_report(stage: str) -> int:
+    """A stage off `make run`'s path (`sizes`, `robustness`), then the report again so that its
+    section appears (seconds; the report does not depend on the stage, see dvc.yaml): 0, or the
+    failure's exit code after printing what failed."""
+    from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
+
+    outcome = run_pipeline([stage], summary=False)
     if outcome.returncode == 0 and Path("reports/leaderboard.md").is_file():
         outcome = run_pipeline([*DEFAULT_TARGETS, "--force", "--single-item"], summary=False)
     if outcome.returncode != 0:
         print(outcome.summary, file=sys.stderr)
-        return outcome.returncode
-    print(to_text(read_csv(Path("reports/sizes.csv"))))
-    return 0
+    return outcome.returncode
 
 
 def _robustness(args: argparse.Namespace) -> int:
     """After `make run`: the `robustness` DVC stage (every family's Keras model and int8 file on
     11 corruptions x 3 severities of the test images; cached, minutes the first time), then
     the report again with mean corruption accuracy in the leaderboard."""
-    from cnnzoo.tools.runner import DEFAULT_TARGETS, run_pipeline
-
     logs.setup()
-    # The report does not depend on the stage (dvc.yaml): forced, it picks the table up.
-    outcome = run_pipeline(["robustness"], summary=False)
-    if outcome.returncode == 0 and Path("reports/leaderboard.md").is_file():
-        outcome = run_pipeline([*DEFAULT_TARGETS, "--force", "--single-item"], summary=False)
-    if outcome.returncode != 0:
-        print(outcome.summary, file=sys.stderr)
-        return outcome.returncode
+    if failed := _stage_then_report("robustness"):
+        return failed
     print(Path("reports/robustness.md").read_text())
     return 0
 
