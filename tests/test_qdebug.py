@@ -75,7 +75,65 @@ def test_debugger_names_the_layer_that_breaks(wide, data):
     assert by_layer["a"].rmse_scale < 1 and by_layer["d"].rmse_scale < 1
     assert by_layer["c"].op == "CONV_2D"
     # c alone in float would still read b's crushed int8 output: b comes with it.
-    assert debug.candidates()[0] == [by_layer["b"].tensor, by_layer["c"].tensor]
+    assert [by_layer["b"].tensor, by_layer["c"].tensor] in debug.candidates()
+    assert [by_layer["c"].tensor] not in debug.candidates()
+
+
+def test_candidates_end_with_the_networks_first_layers(wide, data):
+    """Beside the worst layers (with their producers): the first 1, 2, 4, ... layers in
+    graph order, up to half of them; none twice, fewest layers first."""
+    x_rep, _, _ = _splits(data)
+    with convert.saved_model(wide) as saved:
+        debug = qdebug.Int8Debug(saved, x_rep, x_rep[:16], per_channel=True,
+                                 layer_names=[layer.name for layer in wide.layers])
+    graph = [e.tensor for e in debug.errors]
+    found = debug.candidates()
+    assert len(found) == len({tuple(c) for c in found})
+    first = [graph[:k] for k in (1, 2, 4, 8, 16) if k <= len(graph) // 2]
+    assert first and all(c in found for c in first)
+    assert [len(c) for c in found] == sorted(len(c) for c in found)
+    by_layer = {e.layer: e.tensor for e in debug.errors}
+    assert [by_layer["b"], by_layer["c"]] in found  # the worst layer c with its producer b
+    assert qdebug._doubling(0) == [] and qdebug._doubling(5) == [1, 2, 4, 5]
+
+
+def test_int16_activations_are_the_last_repair(data):
+    """When no float-layer candidate is accepted, the whole model with 16-bit activations is
+    tried last. On a healthy model that file keeps Keras' accuracy, with int16 input and
+    output and no float op."""
+    net = _build(data, wide=False)
+    x_rep, val, test = _splits(data)
+    with convert.saved_model(net) as saved:
+        debug = qdebug.Int8Debug(saved, x_rep, x_rep[:16], per_channel=True,
+                                 layer_names=[layer.name for layer in net.layers])
+        change, content, tried = qdebug.repair(
+            debug, lambda b: convert.LiteModel(b).inp["dtype"] == np.int16,
+            int16=lambda: convert.int16_activations(saved, x_rep, per_channel=True))
+    assert change == {"activations": "int16"}
+    assert tried[-1] == {"activations": "int16", "passed": True}
+    assert len(tried) == len(debug.candidates()) + 1
+    assert all(t["float_layers"] and not t["passed"] for t in tried[:-1])
+    lite = convert.LiteModel(content)
+    assert lite.inp["dtype"] == lite.out["dtype"] == np.int16
+    assert convert.float_ops(content) == {}
+    keras_acc = parity.accuracy(test.y, parity.keras_classes(net, test.x))
+    assert abs(parity.accuracy(test.y, lite.predict_classes(test.x)) - keras_acc) <= 0.01
+    # Nothing accepted and no int16 step: nothing changed.
+    assert qdebug.repair(debug, lambda b: False)[:2] == (None, None)
+
+
+def test_repair_is_described_in_words():
+    from cnnzoo.reporting.quantization import _repair_text, change_text
+
+    tried = [{"float_layers": ["a"], "passed": False}, {"activations": "int16", "passed": True}]
+    int16 = {"float_layers": None, "activations": "int16", "tried": tried,
+             "unrepaired": {"accuracy": 0.7932}, "size_cost_bytes": 5616,
+             "latency_cost_ms": {"1t_median_ms": 0.52, "2t_median_ms": 0.4}}
+    assert change_text(int16) == "int16 activations"
+    assert _repair_text(int16).startswith("int16 activations: acc 0.7932 → within the gate, +5.5 KB")
+    assert change_text({**int16, "float_layers": ["a", "b"], "activations": "int8"}) == "a, b in float"
+    assert change_text({**int16, "activations": "int8"}) == "failed after 2 tries"
+    assert change_text(None) == "not needed"
 
 
 def test_failing_int8_is_repaired_and_named(wide, data):
@@ -86,8 +144,10 @@ def test_failing_int8_is_repaired_and_named(wide, data):
     assert repair is not None, "the plain int8 model should have failed the gate"
     before = repair["unrepaired"]
     assert before["drop"] > 0.3  # the collapse the repair starts from
-    assert repair["float_layers"] == ["b", "c"]
-    assert repair["tried"] == [{"float_layers": ["b", "c"], "passed": True}]
+    assert repair["float_layers"] == ["b", "c"] and repair["activations"] == "int8"
+    # Fewest layers first: the network's first layer alone (not the broken one) fails.
+    assert repair["tried"] == [{"float_layers": ["a"], "passed": False},
+                               {"float_layers": ["b", "c"], "passed": True}]
     # The repaired model passes the same strict gate, and is what gets written.
     assert parity.gate_failures(result, 0.01) == []
     assert result["int8"]["drop"] <= 0.01

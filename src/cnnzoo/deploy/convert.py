@@ -69,6 +69,22 @@ def convert_all(model: keras.Model, variants: Sequence[str],
     return files
 
 
+def int16_activations(saved: str, representative: np.ndarray, per_channel: bool) -> bytes:
+    """The int8 variant with 16-bit activations (`configure`'s `int16_activations`)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    configure(converter, CALIBRATED, representative, per_channel, int16_activations=True)
+    absl = logging.getLogger("absl")
+    level = absl.level
+    # TF 2.21 warns that "inference_input_type will default to the original type" for every
+    # 16x8 conversion, although the input it writes is int16 (tests/test_qdebug.py checks).
+    absl.setLevel(logging.ERROR)
+    try:
+        with native_output("TFLite converter (int8, int16 activations)"):
+            return converter.convert()
+    finally:
+        absl.setLevel(level)
+
+
 @contextmanager
 def saved_model(model: keras.Model) -> Iterator[str]:
     """A temporary SavedModel of `model` with a fixed batch-1 signature, what every converter
@@ -82,8 +98,12 @@ def saved_model(model: keras.Model) -> Iterator[str]:
 
 
 def configure(converter: tf.lite.TFLiteConverter, variant: str,
-               representative: np.ndarray | None, per_channel: bool) -> None:
-    """Sets `converter` up for `variant`, undoing what an earlier variant set."""
+               representative: np.ndarray | None, per_channel: bool,
+               int16_activations: bool = False) -> None:
+    """Sets `converter` up for `variant`, undoing what an earlier variant set.
+    `int16_activations`: "int8" with 16-bit activations and int16 input and output (LiteRT's
+    16x8 mode, int8 weights): the export's last repair, at a latency cost (reference kernels,
+    no XNNPACK)."""
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.target_spec.supported_types = set()
     converter.optimizations = []
@@ -106,9 +126,11 @@ def configure(converter: tf.lite.TFLiteConverter, variant: str,
         converter.representative_dataset = samples
         # Ops without an int8 kernel (e.g. AlexNet's LRN) stay float between QUANTIZE and
         # DEQUANTIZE; `float_ops` lists them.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            if int16_activations else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = (
+            tf.int16 if int16_activations else tf.int8)
         # The converter's only switch for it (TF 2.21); per-channel is its default.
         converter._experimental_disable_per_channel = not per_channel
     # dynamic_int8: Optimize.DEFAULT without a representative dataset quantizes weights only.

@@ -34,8 +34,9 @@ class LiteRTClassifier(PythonModel):
     def _one(self, img: np.ndarray) -> np.ndarray:
         x = img[None].astype(np.float32)
         scale, zero = self.inp["quantization"]
-        if scale:
-            x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+        if scale:  # int8, or int16 when the export repaired int8 with 16-bit activations
+            info = np.iinfo(self.inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.inp["dtype"])
         self.interp.set_tensor(self.inp["index"], x)
         self.interp.invoke()
         logits = self.interp.get_tensor(self.out["index"])[0].astype(np.float32)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -24,6 +25,7 @@ import numpy as np
 
 from cnnzoo.config import ExportConfig
 from cnnzoo.deploy import convert, qdebug
+from cnnzoo.reporting.quantization import change_text
 from cnnzoo.tasks import calibration
 from cnnzoo.tasks.intervals import mean_interval
 
@@ -100,21 +102,23 @@ def convert_and_measure(net: keras.Model, cfg: ExportConfig, *, x_rep: np.ndarra
         if temperature is None:
             temperature = calibration.fit_temperature(val_logits, val.y)
         scales, checked = _int8_granularity(net, files, cfg, saved, x_rep, val, keras_val)
+        per_channel = scales == "per_channel"
         debug = qdebug.Int8Debug(saved, x_rep, x_rep[:cfg.debug_samples],
-                                 per_channel=scales == "per_channel", layer_names=_layer_names(net))
-    result: dict = {"keras_accuracy": keras_acc, "test_images": len(test.y),
-                    "int8_scales": scales, "temperature": temperature, **checked}
-    logits = {}
-    for variant in convert.VARIANTS:
-        result[variant], logits[variant] = _measure(files[variant], test, cfg, keras_acc,
-                                                     f"{name} {variant}")
-        result[variant].update(calibration.ece_record(logits[variant], test.y, temperature))
-    int8 = result["int8"]
-    int8["layers"] = [e.record() for e in debug.errors]
-    int8["worst_layer"] = debug.worst()[0].record()
-    repair = None
-    if int8["drop"] > cfg.max_drop and cfg.repair:  # replaces result["int8"] when it works
-        repair = _repair(debug, files, result, logits, cfg, val, test, keras_val, name)
+                                 per_channel=per_channel, layer_names=_layer_names(net))
+        result: dict = {"keras_accuracy": keras_acc, "test_images": len(test.y),
+                        "int8_scales": scales, "temperature": temperature, **checked}
+        logits = {}
+        for variant in convert.VARIANTS:
+            result[variant], logits[variant] = _measure(files[variant], test, cfg, keras_acc,
+                                                         f"{name} {variant}")
+            result[variant].update(calibration.ece_record(logits[variant], test.y, temperature))
+        int8 = result["int8"]
+        int8["layers"] = [e.record() for e in debug.errors]
+        int8["worst_layer"] = debug.worst()[0].record()
+        repair = None
+        if int8["drop"] > cfg.max_drop and cfg.repair:  # replaces result["int8"] when it works
+            repair = _repair(debug, files, result, logits, cfg, val, test, keras_val, name,
+                             int16=lambda: convert.int16_activations(saved, x_rep, per_channel))
     result["int8"]["repair"] = repair
     result["int8"]["float_ops"] = convert.float_ops(files["int8"])
     result["int8_size_ratio"] = len(files["float32"]) / len(files["int8"])
@@ -154,11 +158,12 @@ def _measure(content: bytes, test: Split, cfg: ExportConfig, keras_acc: float,
 
 
 def _repair(debug: qdebug.Int8Debug, files: dict[str, bytes], result: dict, logits: dict,
-            cfg: ExportConfig, val: Split, test: Split, keras_val: float, name: str) -> dict:
-    """Step 4: the int8 model failed the gate. Tries `debug.candidates` on the validation
-    split; the first within `max_drop` replaces the int8 file (and its metrics), which the test
-    split's gate then judges as strictly as any other. The record names the float layers and
-    what they cost."""
+            cfg: ExportConfig, val: Split, test: Split, keras_val: float, name: str,
+            int16: Callable[[], bytes]) -> dict:
+    """Step 4: the int8 model failed the gate. Tries `debug.candidates`, then `int16()` (16-bit
+    activations), on the validation split; the first within `max_drop` replaces the int8 file
+    (and its metrics), which the test split's gate then judges as strictly as any other. The
+    record names the change (`float_layers`, or `activations`: "int16") and what it cost."""
     before = result["int8"]
     log.info("export %s: int8 loses %.4f on test; trying layers in float (worst: %s, RMSE/scale "
              "%.2f)", name, before["drop"], before["worst_layer"]["layer"],
@@ -167,8 +172,11 @@ def _repair(debug: qdebug.Int8Debug, files: dict[str, bytes], result: dict, logi
     def accurate(content: bytes) -> bool:
         return keras_val - accuracy(val.y, _lite(content).predict_classes(val.x)) <= cfg.max_drop
 
-    layers, content, tried = qdebug.repair(debug, accurate)
-    record = {"float_layers": layers, "tried": tried,
+    change, content, tried = qdebug.repair(debug, accurate, int16)
+    change = change or {}
+    record = {"float_layers": change.get("float_layers"), "activations": change.get("activations",
+                                                                                    "int8"),
+              "tried": tried,
               "unrepaired": {k: before[k] for k in ("size_bytes", "accuracy", "drop", "latency")}}
     if content is None:
         log.warning("export %s: no repair within %d tries brings int8 within %.3f on validation",
@@ -183,8 +191,8 @@ def _repair(debug: qdebug.Int8Debug, files: dict[str, bytes], result: dict, logi
     record.update(size_cost_bytes=measured["size_bytes"] - before["size_bytes"],
                   latency_cost_ms={k: measured["latency"][k] - before["latency"][k]
                                    for k in measured["latency"]})
-    log.info("export %s: int8 repaired with %s in float: accuracy %.4f -> %.4f, %+d bytes",
-             name, ", ".join(layers), before["accuracy"], measured["accuracy"],
+    log.info("export %s: int8 repaired with %s: accuracy %.4f -> %.4f, %+d bytes", name,
+             change_text(record), before["accuracy"], measured["accuracy"],
              record["size_cost_bytes"])
     return record
 

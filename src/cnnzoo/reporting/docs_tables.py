@@ -30,6 +30,7 @@ from pathlib import Path
 from cnnzoo import logs
 from cnnzoo.files import read_csv, read_json, write_json, write_text
 from cnnzoo.reporting.leaderboard import interval_cell
+from cnnzoo.reporting.quantization import change_text
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,7 @@ def int8_debug(snapshot: Path) -> list[str]:
         worst, repair = q["worst_layer"], q["repair"]
         body.append([arch, f"{worst['layer']} ({worst['op']})", f"{worst['rmse_scale']:.2f}",
                      f"{sum(e['rmse_scale'] > 1 for e in q['layers'])} of {len(q['layers'])}",
-                     "none needed" if repair is None else ", ".join(repair["float_layers"] or
-                                                                   ["failed"]),
+                     "none needed" if repair is None else change_text(repair),
                      f"{d['count']} ({d['float_right']} / {d['int8_right']})",
                      f"{d['median_float_margin']:.2f} / {d['median_float_margin_all']:.2f}"
                      if d["count"] else "–"])

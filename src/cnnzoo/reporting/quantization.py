@@ -30,14 +30,23 @@ def int8_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
     return rows
 
 
-def _repair_text(repair: dict | None) -> str:
+def change_text(repair: dict | None) -> str:
+    """What the export's int8 repair (`int8.repair` of its metrics) changed, in words."""
     if repair is None:
         return "not needed"
-    if not repair["float_layers"]:
-        return f"failed after {len(repair['tried'])} tries"
+    if repair.get("float_layers"):
+        return ", ".join(repair["float_layers"]) + " in float"
+    if repair.get("activations") == "int16":
+        return "int16 activations"
+    return f"failed after {len(repair['tried'])} tries"
+
+
+def _repair_text(repair: dict | None) -> str:
+    if repair is None or not (repair.get("float_layers") or repair.get("activations") == "int16"):
+        return change_text(repair)
     before = repair["unrepaired"]
     cost = min(repair["latency_cost_ms"].items())  # the fewest threads' median comes first
-    return (f"{', '.join(repair['float_layers'])} in float: acc {before['accuracy']:.4f} → "
+    return (f"{change_text(repair)}: acc {before['accuracy']:.4f} → "
             f"within the gate, {repair['size_cost_bytes'] / 1024:+.1f} KB, "
             f"{cost[1]:+.3f} ms ({cost[0].replace('_', ' ')})")
 
@@ -50,7 +59,8 @@ def int8_markdown(archs: list[str], metrics_dir: Path, plots_dir: Path, md_path:
              "Per layer, the RMSE between the int8 op and its float twin fed the same input, in "
              "units of the output's quantization step (rounding alone: 0.29), on the calibration "
              "images. A family whose int8 file fails the parity gate is retried with its worst "
-             "layers (and the layers feeding them) in float, smallest change first. Disagreements: "
+             "layers (and the layers feeding them) in float, then its first layers, smallest "
+             "change first, and last with 16-bit activations. Disagreements: "
              "test images where the float32 and int8 files predict different classes (float32 "
              "right / int8 right); margin: float32's top-1 minus top-2 probability there, "
              "against its median over all test images. ECE: the int8 file's expected "
