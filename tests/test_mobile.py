@@ -277,3 +277,44 @@ def test_batched_evaluation_gives_the_per_image_logits(lenet, images, variant):
     step = lite.out["quantization"][0] or 1e-4
     np.testing.assert_allclose(batched, one_by_one, atol=2 * step)
     assert (batched.argmax(1) == one_by_one.argmax(1)).all()
+
+
+def test_int16_activation_repair_is_described_and_served(lenet, images, tmp_path, capsys):
+    """An int8 file the export repaired with 16-bit activations: model.json says so (int16
+    input, its scale), and `cnnzoo predict` and the MLflow pyfunc feed it int16 and agree with
+    Keras."""
+    from types import SimpleNamespace
+
+    from cnnzoo.deploy.litert_pyfunc import LiteRTClassifier
+    from cnnzoo.stages.ship import model_card
+
+    raw, x, y = images
+    with convert.saved_model(lenet) as saved:
+        content = convert.int16_activations(saved, x[:20], per_channel=True)
+    files = {"int8": content}
+    repair = {"float_layers": None, "activations": "int16", "tried": []}
+    result = {"keras_accuracy": 0.5, "test_images": len(y), "temperature": 2.0,
+              "int8": {"size_bytes": len(content), "accuracy": 0.5, "repair": repair}}
+    meta = {"image_shape": [32, 32, 1], "source_image_shape": [28, 28, 1],
+            "task_b": {"names": ["a", "b", "c", "d", "e"]}}
+    card = model_card("lenet5", meta, SimpleNamespace(data=SimpleNamespace(fit="pad")), result,
+                      files)
+    entry = card["variants"]["int8"]
+    assert entry["input_dtype"] == "int16" and entry["activations"] == "int16"
+    assert entry["input_scale"] > 0 and "float_layers" not in entry
+    model = tmp_path / entry["file"]
+    model.write_bytes(content)
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    logits = lenet.predict(x[:6], verbose=0) / 2.0  # the card's temperature
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    pngs, _ = _write_images(raw[:6], tmp_path)
+    assert cli.main(["predict", str(model), *map(str, pngs), "-k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for line, p in zip(lines, probs, strict=True):
+        label, prob = line.split(": ")[1].split()
+        assert label == card["classes"][int(np.argmax(p))] and abs(float(prob) - p.max()) < 0.01
+    served = LiteRTClassifier()
+    served.load_context(SimpleNamespace(artifacts={"model.json": str(tmp_path / "model.json"),
+                                                   "int8": str(model)}))
+    assert np.abs(np.stack([served._one(img) for img in x[:6]]) - probs).max() < 0.01

@@ -123,7 +123,7 @@ def test_int16_activations_are_the_last_repair(data):
 
 
 def test_repair_is_described_in_words():
-    from cnnzoo.reporting.quantization import _repair_text, change_text
+    from cnnzoo.reporting.quantization import _repair_text, change_text, repaired
 
     tried = [{"float_layers": ["a"], "passed": False}, {"activations": "int16", "passed": True}]
     int16 = {"float_layers": None, "activations": "int16", "tried": tried,
@@ -134,6 +134,8 @@ def test_repair_is_described_in_words():
     assert change_text({**int16, "float_layers": ["a", "b"], "activations": "int8"}) == "a, b in float"
     assert change_text({**int16, "activations": "int8"}) == "failed after 2 tries"
     assert change_text(None) == "not needed"
+    assert repaired(int16) and not repaired({**int16, "activations": "int8"})
+    assert not repaired(None)
 
 
 def test_failing_int8_is_repaired_and_named(wide, data):

@@ -165,7 +165,7 @@ def _repair(debug: qdebug.Int8Debug, files: dict[str, bytes], result: dict, logi
     (and its metrics), which the test split's gate then judges as strictly as any other. The
     record names the change (`float_layers`, or `activations`: "int16") and what it cost."""
     before = result["int8"]
-    log.info("export %s: int8 loses %.4f on test; trying layers in float (worst: %s, RMSE/scale "
+    log.info("export %s: int8 loses %.4f on test; trying a repair (worst layer: %s, RMSE/scale "
              "%.2f)", name, before["drop"], before["worst_layer"]["layer"],
              before["worst_layer"]["rmse_scale"])
 

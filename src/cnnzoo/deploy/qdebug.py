@@ -12,7 +12,7 @@ the layers that feed them; candidates grow (1, 2, 4, ... worst layers) and the f
 is accurate enough is kept: the smallest change first. RMSE / scale cannot see a layer whose
 error is only rounding but which everything after it amplifies: a DenseNet-BC fine-tuned on 5
 labels per class lost 1.8 points in int8 with no layer above 0.36 steps, and keeping any of
-its worst layers in float did not help, while keeping its first three in float did (the
+its worst layers in float did not help, while keeping its first four in float did (the
 classic rule: first layers in higher precision). So the network's first 1, 2, 4, ... layers
 are candidates too, up to half of them (beyond that a float file is the better deal); all are
 tried fewest layers first, and last the whole model with 16-bit activations

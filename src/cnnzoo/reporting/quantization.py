@@ -30,8 +30,13 @@ def int8_rows(archs: list[str], metrics_dir: Path) -> list[dict]:
     return rows
 
 
+def repaired(repair: dict | None) -> bool:
+    """Whether the export's int8 repair (`int8.repair` of its metrics) replaced the file."""
+    return bool(repair) and bool(repair.get("float_layers") or repair.get("activations") == "int16")
+
+
 def change_text(repair: dict | None) -> str:
-    """What the export's int8 repair (`int8.repair` of its metrics) changed, in words."""
+    """What the export's int8 repair changed, in words."""
     if repair is None:
         return "not needed"
     if repair.get("float_layers"):
@@ -42,7 +47,7 @@ def change_text(repair: dict | None) -> str:
 
 
 def _repair_text(repair: dict | None) -> str:
-    if repair is None or not (repair.get("float_layers") or repair.get("activations") == "int16"):
+    if not repaired(repair):
         return change_text(repair)
     before = repair["unrepaired"]
     cost = min(repair["latency_cost_ms"].items())  # the fewest threads' median comes first

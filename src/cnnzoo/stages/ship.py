@@ -11,7 +11,7 @@ import numpy as np
 from cnnzoo.config import Params
 from cnnzoo.data.serving_input import to_unit
 from cnnzoo.files import read_json, write_json
-from cnnzoo.reporting.quantization import change_text
+from cnnzoo.reporting.quantization import change_text, repaired
 from cnnzoo.stages.common import data_record, experiment_tags, log_data
 from cnnzoo.stages.exporting import write_export
 from cnnzoo.tracking.client import stage_run
@@ -131,13 +131,8 @@ def export(params: Params, *, arch: str, prepared: str, model: str, out: str, me
              arch, len(files), f" ({len(failures)} not)" if failures else "", cfg.max_drop,
              result["keras_accuracy"], result["int8_size_ratio"],
              result["int8_scales"].replace("_", "-"),
-             f", repaired with {change_text(repair)}" if _repaired(repair) else "",
+             f", repaired with {change_text(repair)}" if repaired(repair) else "",
              worst["layer"], worst["rmse_scale"], result["disagreement"]["count"])
-
-
-def _repaired(repair: dict | None) -> bool:
-    """Whether the export replaced its int8 file by a repaired one."""
-    return bool(repair) and (bool(repair["float_layers"]) or repair.get("activations") == "int16")
 
 
 def _disagreement_figure(found: dict, x: np.ndarray, names: list[str], path: str,
@@ -166,7 +161,7 @@ def _flat_metrics(result: dict) -> dict[str, float]:
                 int8_float_ops=sum(int8["float_ops"].values()),
                 int8_worst_rmse_scale=int8["worst_layer"]["rmse_scale"],
                 int8_repaired_layers=len((int8["repair"] or {}).get("float_layers") or []),
-                int8_int16_activations=float(_repaired(int8["repair"]) and
+                int8_int16_activations=float(repaired(int8["repair"]) and
                                              int8["repair"]["activations"] == "int16"),
                 int8_disagreements=result["disagreement"]["count"])
     for e in int8["layers"]:  # a layer may own several tensors: its worst
@@ -197,7 +192,7 @@ def model_card(arch: str, meta: dict, params: Params, result: dict,
                                 if scale else {}),
                              **{k: result[variant][k] for k in ("size_bytes", "accuracy")}}
     repair = result["int8"].get("repair")
-    if _repaired(repair):  # what differs from a plain int8 conversion
+    if repaired(repair):  # what differs from a plain int8 conversion
         variants["int8"].update({"float_layers": repair["float_layers"]} if repair["float_layers"]
                                 else {"activations": repair["activations"]})
     return {
