@@ -24,7 +24,7 @@ FIGURES = {"leaderboard.png": "reports/leaderboard.png",
            "reliability_vgg11.png": "plots/reliability/vgg11.png",
            "disagreement_densenet_bc_100.png": "plots/export/densenet_bc_100_disagreement.png"}
 # ... and those of the stages `make run` leaves out, when they have run.
-OPTIONAL = {"robustness.png": "plots/robustness.png"}
+OPTIONAL = {"robustness.png": "plots/robustness.png", "sweep.png": "plots/sweep.png"}
 SCREENSHOTS = ("mlflow_runs.png", "mlflow_artifacts.png")
 
 
