@@ -93,3 +93,15 @@ def test_rows_carry_the_int8_file_and_whether_it_passed_the_gate(tmp_path):
     assert "| int8 within the parity gate | 0 of 1 | 1 of 1 |" in table
     label_sweep_plot(rows, tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
+
+
+def test_every_budget_names_the_gate_so_the_default_ends_as_make_run_left_it():
+    """The last pass (the default budget again) must set the gate back: each `dvc exp run`
+    starts from the previous experiment's params, not from params.yaml."""
+    assert sweep.budget_settings([100, 5, 20, 100], 100, True) == [
+        {"data.labels_per_class": 100, "export.enforce_gate": True},
+        {"data.labels_per_class": 5, "export.enforce_gate": False},
+        {"data.labels_per_class": 20, "export.enforce_gate": False},
+        {"data.labels_per_class": 100, "export.enforce_gate": True}]
+    assert sweep.budget_settings([20], 100, False) == [
+        {"data.labels_per_class": 20, "export.enforce_gate": False}]

@@ -124,6 +124,16 @@ def exp_runs(settings: list[dict], stages: list[str], *, params_path: str,
             on_done(setting)
 
 
+def budget_settings(order: list[int], default: int, enforce_gate: bool) -> list[dict]:
+    """`dvc exp run -S` settings per budget. The default budget as `make run` left it (the params
+    file's own gate: its export is DVC's cached one); the others record an int8 file past the
+    gate instead of stopping the sweep. Every setting names the gate: an experiment starts from
+    the one before it, so a default budget after another one would otherwise keep its
+    `enforce_gate=false`, rerun every export and leave them out of date with params.yaml."""
+    return [{"data.labels_per_class": n,
+             "export.enforce_gate": enforce_gate if n == default else False} for n in order]
+
+
 def run_sweep(labels: list[int], *, params_path: str = "params.yaml",
               metrics_dir: str = "metrics", csv_path: str = "reports/sweep.csv",
               plot_path: str = "plots/sweep.png", restore: bool = True) -> list[dict]:
@@ -143,11 +153,8 @@ def run_sweep(labels: list[int], *, params_path: str = "params.yaml",
             rows.extend(collect(params.base.archs, Path(metrics_dir), n))
             done.add(n)
 
-    # The default budget as `make run` left it (gate enforced: its export is DVC's cached one);
-    # the others record an int8 file past the gate instead of stopping the sweep.
-    exp_runs([{"data.labels_per_class": n} if n == default else
-              {"data.labels_per_class": n, "export.enforce_gate": False} for n in order],
-             list(STAGES), params_path=params_path, on_done=collect_budget)
+    exp_runs(budget_settings(order, default, params.export.enforce_gate), list(STAGES),
+             params_path=params_path, on_done=collect_budget)
     rows.sort(key=lambda r: (r["labels_per_class"], params.base.archs.index(r["arch"])))
     write_text(csv_path, to_csv(rows))
     label_sweep_plot(rows, plot_path)
