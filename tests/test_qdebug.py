@@ -79,7 +79,7 @@ def test_debugger_names_the_layer_that_breaks(wide, data):
     assert [by_layer["c"].tensor] not in debug.candidates()
 
 
-def test_candidates_end_with_the_networks_first_layers(wide, data):
+def test_candidates_include_the_networks_first_layers_fewest_first(wide, data):
     """Beside the worst layers (with their producers): the first 1, 2, 4, ... layers in
     graph order, up to half of them; none twice, fewest layers first."""
     x_rep, _, _ = _splits(data)
